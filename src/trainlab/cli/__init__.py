@@ -1,0 +1,81 @@
+"""The ``trainlab`` command line: parse, build configs, call library functions.
+
+Each subcommand lives in its own module under ``trainlab.cli`` and exposes ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. User errors (:class:`TrainlabError`) print one
+line and exit 1; bad arguments print one line and exit 2; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from trainlab import __version__
+from trainlab.errors import TrainlabError
+
+# name -> module; order is the order shown by --help
+COMMANDS = {
+    "report": "trainlab.cli.report",
+    "covid": "trainlab.cli.covid",
+    "phoneme": "trainlab.cli.phoneme",
+    "diagnose": "trainlab.cli.diagnose",
+    "data": "trainlab.cli.data",
+    "demo": "trainlab.cli.demo",
+}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line: ``trainlab covid train: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="trainlab",
+        description="A PyTorch workbench for the question: my network stopped improving - why, "
+        "and what do I do?",
+    )
+    parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    for name, modname in COMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name == modname:  # the command is not part of this build
+                continue
+            raise
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a bad argument (code 2)
+        return int(e.code or 0)
+    run = getattr(args, "_run", None)
+    if run is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(run(args) or 0)
+    except TrainlabError as e:
+        print(f"trainlab: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("trainlab: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> NoReturn:
+    """The console script."""
+    sys.exit(main())

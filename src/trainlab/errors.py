@@ -1,0 +1,31 @@
+"""The one exception type that user-facing problems raise.
+
+Library code raises :class:`TrainlabError` for anything the user can fix (a missing file, a bad
+column, a NaN, a corrupt checkpoint). The command line prints its message on one line and exits
+non-zero without a traceback; programming errors keep their tracebacks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TrainlabError(Exception):
+    """A problem with the user's input or environment, explained in one message."""
+
+
+class DataError(TrainlabError):
+    """A data file is missing, malformed or holds values that cannot be used."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" if path is not None else problem)
+
+
+class ConfigError(TrainlabError):
+    """A configuration file or value is invalid."""
+
+
+class TrainingDiverged(TrainlabError):
+    """The loss became NaN or infinite."""
