@@ -37,7 +37,9 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         else:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from None
+        raise ConfigError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a table of settings")
     return data
@@ -101,7 +103,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where}: must be one of {', '.join(map(repr, args))}, got {value!r}")
+            raise ConfigError(
+                f"{where}: must be one of {', '.join(map(repr, args))}, got {value!r}"
+            )
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return value if isinstance(value, tp) else from_dict(tp, value, source=where)

@@ -26,7 +26,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     except RuntimeError:
         raise TrainlabError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainlabError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto")
+        raise TrainlabError(
+            "device 'cuda' was asked for but no CUDA GPU is available; use --device auto"
+        )
     if dev.type == "mps" and not (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     ):

@@ -48,5 +48,7 @@ OPTIMIZERS.register("torch_rmsprop", "torch.optim.RMSprop")(torch.optim.RMSprop)
 
 
 @SCHEDULERS.register("constant", "constant learning rate")
-def _constant(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def _constant(
+    optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
