@@ -1,0 +1,78 @@
+"""What a section gets to work with: the data, the settings, a place for figures, a logger.
+
+Sections never touch paths or seeds themselves: :class:`SectionContext` names their figures
+(``<number>-<key>-<name>.png`` beside ``index.html``), builds the Trainer's config with the report's
+seed and device, and forwards progress lines to the runner.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainlab._io import atomic_write_with
+from trainlab.report.config import ReportConfig
+from trainlab.report.data import ImageData
+from trainlab.report.result import Figure
+
+__all__ = ["SectionContext"]
+
+FIG_DPI = 130
+
+
+@dataclass
+class SectionContext:
+    """The report's data and settings as one section sees them."""
+
+    config: ReportConfig
+    out_dir: Path
+    number: int
+    key: str
+    data: ImageData
+    log_fn: Callable[[str], None]
+
+    @property
+    def quick(self) -> bool:
+        return self.config.quick
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def log(self, message: str) -> None:
+        """One progress line (indented under the section's heading)."""
+        self.log_fn(f"    {message}")
+
+    @contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        """Log ``what`` with its duration when the block ends."""
+        t0 = time.perf_counter()
+        yield
+        self.log(f"{what} ({time.perf_counter() - t0:.1f} s)")
+
+    def train_config(self, **overrides: Any) -> Any:
+        """A :class:`trainlab.train.TrainConfig` with the report's seed and device, writing nothing."""
+        from trainlab.train import TrainConfig
+
+        kw: dict[str, Any] = {"seed": self.seed, "device": self.config.device, "quiet": True,
+                              "out_dir": None, "checkpoint": False}
+        kw.update(overrides)
+        return TrainConfig(**kw)
+
+    def save_figure(self, fig: Any, name: str, caption: str, width: int = 860) -> Figure:
+        """Save a matplotlib figure as ``<number>-<key>-<name>.png`` and close it.
+
+        Returns:
+            The :class:`Figure` entry to put in the section's result.
+        """
+        import matplotlib.pyplot as plt
+
+        file = f"{self.number}-{self.key.replace('_', '-')}-{name}.png"
+        fig.tight_layout()
+        atomic_write_with(self.out_dir / file, lambda p: fig.savefig(p, dpi=FIG_DPI))
+        plt.close(fig)
+        return Figure(file=file, caption=caption, width=width)
