@@ -1,0 +1,39 @@
+"""Layers, initialisation and models of the chapter: from-scratch batch norm, Xavier/He init,
+LeNet-5 with and without batch norm."""
+
+from trainlab.nn.batchnorm import BatchNorm, BatchNorm1d, BatchNorm2d, batch_norm
+from trainlab.nn.init import (
+    INITIALIZERS,
+    activation_variances,
+    compute_fans,
+    deep_mlp,
+    he_normal_,
+    he_uniform_,
+    init_weights,
+    list_initializers,
+    normal_,
+    xavier_normal_,
+    xavier_uniform_,
+)
+from trainlab.nn.lenet import LeNet, describe, lenet
+
+__all__ = [
+    "INITIALIZERS",
+    "LeNet",
+    "describe",
+    "lenet",
+    "BatchNorm",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "activation_variances",
+    "batch_norm",
+    "compute_fans",
+    "deep_mlp",
+    "he_normal_",
+    "he_uniform_",
+    "init_weights",
+    "list_initializers",
+    "normal_",
+    "xavier_normal_",
+    "xavier_uniform_",
+]
