@@ -97,6 +97,7 @@ class BatchNorm(nn.Module):
         eps: added to the variance before the square root.
         momentum: running-statistics update weight; None for a cumulative (equal-weight) average.
         affine: learn γ (``weight``, init 1) and β (``bias``, init 0).
+        bias: with ``affine``, whether to learn β too (PyTorch's keyword of the same name).
         track_running_stats: keep running statistics for inference; without them the layer
             normalises with batch statistics in eval mode too.
         device, dtype: where and how to create parameters and buffers.
@@ -114,6 +115,8 @@ class BatchNorm(nn.Module):
         track_running_stats: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if num_dims not in (2, 4):
@@ -131,7 +134,10 @@ class BatchNorm(nn.Module):
         self.track_running_stats = track_running_stats
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+            if bias:
+                self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -164,7 +170,8 @@ class BatchNorm(nn.Module):
         if self.affine:
             with torch.no_grad():
                 self.weight.fill_(1)
-                self.bias.zero_()
+                if self.bias is not None:
+                    self.bias.zero_()
 
     def _check_input_dim(self, input: Tensor) -> None:
         allowed = (2, 3) if self.num_dims == 2 else (4,)
@@ -203,7 +210,8 @@ class BatchNorm(nn.Module):
         dims = f", num_dims={self.num_dims}" if type(self) is BatchNorm else ""
         return (
             f"{self.num_features}{dims}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
         )
 
     def _load_from_state_dict(
@@ -239,8 +247,12 @@ class BatchNorm1d(BatchNorm):
         track_running_stats: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
     ) -> None:
-        super().__init__(num_features, 2, eps, momentum, affine, track_running_stats, device, dtype)
+        super().__init__(
+            num_features, 2, eps, momentum, affine, track_running_stats, device, dtype, bias=bias
+        )
 
 
 class BatchNorm2d(BatchNorm):
@@ -255,5 +267,9 @@ class BatchNorm2d(BatchNorm):
         track_running_stats: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
     ) -> None:
-        super().__init__(num_features, 4, eps, momentum, affine, track_running_stats, device, dtype)
+        super().__init__(
+            num_features, 4, eps, momentum, affine, track_running_stats, device, dtype, bias=bias
+        )
