@@ -1,0 +1,236 @@
+"""Column layouts of the COVID-19 survey files and a strict reader for them.
+
+The Kaggle files (ML2021 Spring HW1, and the 2022 re-run of the homework) hold one row per state and
+sliding window of days: ``id``, one-hot state columns, then the same survey features repeated for
+every day of the window, the last one being ``tested_positive`` of the final day (the target; the
+test file stops before it). The raw header repeats the feature names per day; here every column
+gets a unique name, ``<feature>_d<day>`` (``cli_d1``, ..., ``tested_positive_d3``).
+
+:func:`read_table` checks everything a model relies on and raises one :class:`DataError` that names
+the file and the problem: wrong or missing columns, non-numeric cells (row and column named), NaN
+or inf, an empty file, a broken state one-hot, duplicate ids.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trainlab.errors import DataError
+
+TARGET_FEATURE = "tested_positive"
+
+_STATES_2021 = (
+    "AL AK AZ AR CA CO CT FL GA ID IL IN IA KS KY LA MD MA MI MN MS MO NE NV NJ NM NY NC OH OK OR "
+    "PA RI SC TX UT VA WA WV WI"
+).split()
+_STATES_2022 = (
+    "AL AK AZ AR CA CO CT FL GA ID IL IN IA KS KY LA MD MA MI MN MS MO NE NV NJ NM NY NC OH OK OR "
+    "RI SC TX UT VA WA"
+).split()
+_FEATURES_2021 = (
+    "cli ili hh_cmnty_cli nohh_cmnty_cli wearing_mask travel_outside_state work_outside_home shop "
+    "restaurant spent_time large_event public_transit anxious depressed felt_isolated "
+    "worried_become_ill worried_finances tested_positive"
+).split()
+_FEATURES_2022 = (
+    "cli ili hh_cmnty_cli nohh_cmnty_cli wearing_mask travel_outside_state work_outside_home shop "
+    "restaurant spent_time large_event public_transit anxious depressed worried_finances "
+    "tested_positive"
+).split()
+
+
+@dataclass(frozen=True)
+class CovidLayout:
+    """One file layout: the states, the per-day features (target last) and the window length."""
+
+    name: str
+    states: tuple[str, ...]
+    features: tuple[str, ...]
+    n_days: int
+
+    @property
+    def target(self) -> str:
+        """The unique name of the target column, e.g. ``tested_positive_d3``."""
+        return day_column(TARGET_FEATURE, self.n_days)
+
+    def day_columns(self) -> list[str]:
+        """All per-day columns in file order, the target included."""
+        return [day_column(f, d) for d in range(1, self.n_days + 1) for f in self.features]
+
+    def input_columns(self) -> list[str]:
+        """The model's candidate inputs: states and day columns, without the target."""
+        return list(self.states) + [c for c in self.day_columns() if c != self.target]
+
+    def columns(self, with_target: bool) -> list[str]:
+        """The unique column names of a train (``with_target``) or test file, ``id`` first."""
+        return ["id", *self.input_columns(), *([self.target] if with_target else [])]
+
+
+def day_column(feature: str, day: int) -> str:
+    """The unique name of ``feature`` on ``day`` (1-based): ``cli_d2``."""
+    return f"{feature}_d{day}"
+
+
+LAYOUTS: dict[str, CovidLayout] = {
+    "2021": CovidLayout("2021", tuple(_STATES_2021), tuple(_FEATURES_2021), 3),
+    "2022": CovidLayout("2022", tuple(_STATES_2022), tuple(_FEATURES_2022), 5),
+}
+
+
+def unique_names(raw: list[str]) -> list[str]:
+    """Rename the k-th occurrence of a repeated name ``f`` to ``f_d<k>``; unique names stay.
+
+    ``id,AL,cli,tested_positive,cli,tested_positive`` -> ``id,AL,cli_d1,tested_positive_d1,cli_d2,
+    tested_positive_d2``. Names that already carry a ``_d<k>`` suffix are kept as they are.
+    """
+    raw = [r.strip() for r in raw]
+    counts: dict[str, int] = {}
+    for r in raw:
+        counts[r] = counts.get(r, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for r in raw:
+        if counts[r] > 1 or r in _ALL_FEATURES:
+            seen[r] = seen.get(r, 0) + 1
+            out.append(day_column(r, seen[r]))
+        else:
+            out.append(r)
+    return out
+
+
+_ALL_FEATURES = set(_FEATURES_2021) | set(_FEATURES_2022)
+
+
+def detect_layout(names: list[str]) -> tuple[CovidLayout, bool]:
+    """The layout whose columns ``names`` match best, and whether the target column is present."""
+    have = set(names)
+    best: tuple[int, CovidLayout, bool] | None = None
+    for layout in LAYOUTS.values():
+        for with_target in (True, False):
+            diff = len(have ^ set(layout.columns(with_target)))
+            if best is None or diff < best[0]:
+                best = (diff, layout, with_target)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _list(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def read_header(path: Path) -> list[str]:
+    """The raw header of a CSV file; DataError if the file is missing or empty."""
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), None)
+    except UnicodeDecodeError:
+        raise DataError(path, "not a text CSV file") from None
+    if not header or all(not h.strip() for h in header):
+        raise DataError(path, "file is empty (no header line)")
+    return header
+
+
+def read_table(
+    path: str | Path, *, train: bool | None = None, layout: CovidLayout | None = None
+) -> tuple[CovidLayout, pd.DataFrame]:
+    """Read and validate one COVID CSV file.
+
+    Args:
+        path: the CSV file.
+        train: True if the file must hold the target, False if it must not (a test file),
+            None to accept either.
+        layout: the expected layout; None detects it from the header.
+
+    Returns:
+        The layout and a float64 DataFrame with unique column names (``id`` as int64 first).
+    """
+    path = Path(path)
+    names = unique_names(read_header(path))
+    if layout is None:
+        layout, has_target = detect_layout(names)
+    else:
+        has_target = layout.target in names
+    if train is False and has_target:
+        raise DataError(
+            path, f"a test file must not hold the target column {layout.target} "
+            "(the last column of the training file)"
+        )
+    with_target = has_target if train is None else train
+    expected = layout.columns(with_target)
+    missing = [c for c in expected if c not in set(names)]
+    extra = [c for c in names if c not in set(expected)]
+    dups = sorted({c for c in names if names.count(c) > 1})
+    if missing or extra or dups:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {_list(missing)}")
+        if extra:
+            parts.append(f"unexpected column(s) {_list(extra)}")
+        if dups:
+            parts.append(f"duplicate column(s) {_list(dups)}")
+        kind = "training" if with_target else "test"
+        raise DataError(
+            path, f"{'; '.join(parts)} (expected the {layout.name} {kind} layout: id, "
+            f"{len(layout.states)} states, {layout.n_days} days x {len(layout.features)} features"
+            f"{'' if with_target else ' without the target'})"
+        )
+    try:
+        df = pd.read_csv(path, header=0, names=names, dtype=str, keep_default_na=False,
+                         skip_blank_lines=True, encoding="utf-8-sig")
+    except (pd.errors.ParserError, ValueError) as e:
+        raise DataError(path, f"malformed CSV: {str(e).strip().splitlines()[0]}") from None
+    if len(df) == 0:
+        raise DataError(path, "no data rows (only a header)")
+    df = df[expected]
+    return layout, _to_numeric(path, df, layout)
+
+
+def _to_numeric(path: Path, df: pd.DataFrame, layout: CovidLayout) -> pd.DataFrame:
+    out = {}
+    for col in df.columns:
+        raw = df[col].str.strip()
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            cell = raw.iloc[i]
+            what = (
+                "an empty cell" if cell == "" else
+                f"a non-finite value {cell!r}" if cell.lower().lstrip("+-") in _NONFINITE else
+                f"a non-numeric value {cell!r}"
+            )
+            # data row i is line i + 2 of the file (1-based, after the header)
+            raise DataError(
+                path, f"{what} in column {col!r} at row {i + 1} (line {i + 2}); "
+                f"{int(bad.sum())} bad cell(s) in that column"
+            )
+        out[col] = values.to_numpy(dtype=np.float64)
+    table = pd.DataFrame(out)
+    ids = table["id"].to_numpy()
+    if not np.all(ids == np.round(ids)):
+        raise DataError(path, "column 'id' must hold integers")
+    table["id"] = ids.astype(np.int64)
+    dup = table["id"].duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(path, f"duplicate id {table['id'].iloc[i]} at row {i + 1}")
+    onehot = table[list(layout.states)].to_numpy()
+    ok = np.isin(onehot, (0.0, 1.0)).all(axis=1) & (onehot.sum(axis=1) == 1)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise DataError(
+            path, f"row {i + 1} (line {i + 2}): the state columns must be one-hot "
+            f"(exactly one 1, the rest 0)"
+        )
+    return table
+
+
+_NONFINITE = {"nan", "inf", "infinity", "na", "n/a", "null", "none"}
