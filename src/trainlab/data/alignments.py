@@ -139,7 +139,9 @@ def read_phn(path: str | Path, sample_rate: int = TIMIT_SAMPLE_RATE) -> Alignmen
         try:
             a, b = int(parts[0]), int(parts[1])
         except ValueError:
-            raise DataError(path, f"line {n}: sample offsets must be integers, got {line.strip()!r}") from None
+            raise DataError(
+                path, f"line {n}: sample offsets must be integers, got {line.strip()!r}"
+            ) from None
         if b < a:
             raise DataError(path, f"line {n}: the segment ends ({b}) before it starts ({a})")
         starts.append(a / sample_rate)
@@ -180,7 +182,9 @@ def find_alignments(root: str | Path) -> dict[str, Path]:
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() in ALIGNMENT_SUFFIXES and p.is_file():
             if p.stem in found:
-                raise DataError(p, f"utterance id {p.stem!r} also has an alignment at {found[p.stem]}")
+                raise DataError(
+                    p, f"utterance id {p.stem!r} also has an alignment at {found[p.stem]}"
+                )
             found[p.stem] = p
     return found
 

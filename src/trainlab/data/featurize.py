@@ -85,7 +85,9 @@ def mfcc(samples: np.ndarray, config: FeaturizeConfig | None = None) -> np.ndarr
 
 def delta_windows(order: int = 2, window: int = 2) -> list[np.ndarray]:
     """Kaldi's regression windows: ``w1[j] = j / (2 * sum_k k^2)``, ``w_i = w_{i-1} * w1``."""
-    w1 = np.arange(-window, window + 1, dtype=np.float64) / (2 * sum(k * k for k in range(1, window + 1)))
+    w1 = np.arange(-window, window + 1, dtype=np.float64) / (
+        2 * sum(k * k for k in range(1, window + 1))
+    )
     ws = [np.ones(1)]
     for _ in range(order):
         ws.append(np.convolve(ws[-1], w1))
@@ -205,12 +207,16 @@ def featurize(
     prefix = "test" if test else "train"
     report.outputs = _write(Path(out_dir), prefix, kept_ids, feats, labels, cfg.context)
     report.utterances = len(kept_ids)
-    report.frames = sum(len(f) if lab is None else int((lab >= 0).sum()) for f, lab in zip(feats, labels))
+    report.frames = sum(
+        len(f) if lab is None else int((lab >= 0).sum()) for f, lab in zip(feats, labels)
+    )
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _featurize_one(job: tuple[Path, Path | None, FeaturizeConfig]) -> tuple[np.ndarray, np.ndarray | None, bool]:
+def _featurize_one(
+    job: tuple[Path, Path | None, FeaturizeConfig],
+) -> tuple[np.ndarray, np.ndarray | None, bool]:
     wav, align, cfg = job
     samples = read_audio(wav, cfg.sample_rate)
     feats = utterance_features(samples, cfg)

@@ -102,7 +102,9 @@ class Utterances:
         except OSError as e:
             raise DataError(path, f"cannot read the utterance index: {e.strerror}") from None
         if not rows or [c.strip() for c in rows[0]] != ["id", "first_row", "num_frames"]:
-            raise DataError(path, "not an utterance index: the header must be id,first_row,num_frames")
+            raise DataError(
+                path, "not an utterance index: the header must be id,first_row,num_frames"
+            )
         ids, starts, lengths = [], [], []
         for line_no, r in enumerate(rows[1:], start=2):
             if not r:
@@ -110,7 +112,9 @@ class Utterances:
             try:
                 uid, s, n = r[0], int(r[1]), int(r[2])
             except (IndexError, ValueError):
-                raise DataError(path, f"line {line_no}: expected id,first_row,num_frames, got {r}") from None
+                raise DataError(
+                    path, f"line {line_no}: expected id,first_row,num_frames, got {r}"
+                ) from None
             ids.append(uid)
             starts.append(s)
             lengths.append(n)
@@ -122,11 +126,15 @@ class Utterances:
         """Raise :class:`DataError` unless the utterances tile rows ``0 .. num_rows`` in order."""
         if len(self) == 0:
             if num_rows:
-                raise DataError(path, f"the utterance index is empty but the features hold {num_rows} rows")
+                raise DataError(
+                    path, f"the utterance index is empty but the features hold {num_rows} rows"
+                )
             return
         expected = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         if (self.lengths <= 0).any() or not np.array_equal(self.starts, expected):
-            raise DataError(path, "utterances in the index must be non-empty and consecutive from row 0")
+            raise DataError(
+                path, "utterances in the index must be non-empty and consecutive from row 0"
+            )
         if num_rows is not None and self.num_rows != num_rows:
             raise DataError(
                 path, f"the index covers {self.num_rows} rows but the features hold {num_rows}"
@@ -224,12 +232,16 @@ def load_labels(path: str | Path, num_rows: int) -> np.ndarray:
         try:
             out = np.asarray(y).astype(np.int64)
         except ValueError:
-            bad = next(v for v in np.unique(np.asarray(y)) if not str(v).strip().lstrip("-").isdigit())
+            bad = next(
+                v for v in np.unique(np.asarray(y)) if not str(v).strip().lstrip("-").isdigit()
+            )
             raise DataError(path, f"label {bad!r} is not a class number 0..38") from None
     elif y.dtype.kind in "iu":
         out = np.asarray(y).astype(np.int64)
     else:
-        raise DataError(path, f"expected labels as strings '0'..'38' or integers, got dtype {y.dtype}")
+        raise DataError(
+            path, f"expected labels as strings '0'..'38' or integers, got dtype {y.dtype}"
+        )
     if out.size and (out.min() < 0 or out.max() >= NUM_CLASSES):
         bad = out[(out < 0) | (out >= NUM_CLASSES)][0]
         raise DataError(path, f"label {bad} is outside 0..{NUM_CLASSES - 1}")
@@ -264,7 +276,9 @@ def utterance_index_path(features_path: str | Path) -> Path:
     return p.with_name(f"{stem}_utterances.csv")
 
 
-def recover_utterances(x: np.ndarray, *, atol: float = 1e-5, chunk_rows: int = 1 << 16) -> Utterances:
+def recover_utterances(
+    x: np.ndarray, *, atol: float = 1e-5, chunk_rows: int = 1 << 16
+) -> Utterances:
     """Find utterance boundaries from the overlap of consecutive rows.
 
     Inside an utterance, row ``i+1`` holds frames ``t-4 .. t+6`` and row ``i`` frames ``t-5 .. t+5``,

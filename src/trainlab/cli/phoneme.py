@@ -1,0 +1,187 @@
+"""``trainlab phoneme``: framewise phoneme classification (Kaggle ml2021spring-hw2), audio to submission.
+
+Subcommands: ``featurize`` (wav + alignments -> ``train_11.npy`` & co.), ``train`` (a preset model,
+validation by utterance, smoothing, submission), ``predict`` (a saved model on a feature file),
+``evaluate`` (a saved model's accuracy on a labelled data folder) and ``presets``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "framewise phoneme classification: featurize audio, train, smooth, predict (hw2)"
+DESCRIPTION = (
+    "Framewise phoneme classification (Kaggle ml2021spring-hw2): turn audio and phone alignments "
+    "into the competition's 11-frame MFCC rows, train the course's MLP, a strong MLP or a "
+    "bidirectional RNN with an utterance-level validation split, smooth predictions along each "
+    "utterance (median filter or Viterbi), and write Id,Class submissions."
+)
+SMOOTHING_CHOICES = ("none", "median", "majority", "viterbi")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(
+        dest="phoneme_command", metavar="COMMAND", required=True, parser_class=type(parser)
+    )
+
+    p = sub.add_parser("featurize", help="wav files + .PHN/.TextGrid alignments -> *_11.npy rows")
+    p.add_argument("--audio", required=True, help="folder searched recursively for .wav files")
+    p.add_argument(
+        "--align", help="folder searched recursively for .PHN / .TextGrid (by file stem)"
+    )
+    p.add_argument(
+        "--out", required=True, help="folder for train_11.npy (or test_11.npy) and index"
+    )
+    p.add_argument(
+        "--test", action="store_true", help="write unlabelled test_11.npy (no alignments needed)"
+    )
+    p.add_argument(
+        "--tier", default="phones", help="TextGrid tier with the phones (default phones)"
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.set_defaults(_run=_featurize)
+
+    p = sub.add_parser(
+        "train", help="train a model, validate by utterance, write model and submission"
+    )
+    p.add_argument(
+        "--data", required=True, help="folder with train_11.npy, train_label_11.npy (test_11.npy)"
+    )
+    p.add_argument(
+        "--out", required=True, help="folder for metrics, config, model/, submission.csv"
+    )
+    p.add_argument(
+        "--model", choices=("sample", "mlp", "rnn"), help="preset (default: config's, else mlp)"
+    )
+    p.add_argument(
+        "--config", help="TOML or JSON file of settings (see 'trainlab phoneme presets')"
+    )
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--device", help="auto, cpu, cuda or mps")
+    p.add_argument(
+        "--smoothing", choices=(*SMOOTHING_CHOICES, "auto"), help="post-processing (default auto)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    p.set_defaults(_run=_train)
+
+    p = sub.add_parser("predict", help="classify the rows of a feature file with a saved model")
+    p.add_argument("--model", required=True, help="a training run's folder (or its model/)")
+    p.add_argument("--input", required=True, help="an (N, 429) float32 .npy, e.g. test_11.npy")
+    p.add_argument("--output", required=True, help="the Id,Class CSV to write")
+    p.add_argument(
+        "--smoothing", choices=SMOOTHING_CHOICES, help="default: the one chosen in training"
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    p.set_defaults(_run=_predict)
+
+    p = sub.add_parser("evaluate", help="accuracy of a saved model on a labelled data folder")
+    p.add_argument("--model", required=True, help="a training run's folder (or its model/)")
+    p.add_argument("--data", required=True, help="folder with train_11.npy and train_label_11.npy")
+    p.set_defaults(_run=_evaluate)
+
+    p = sub.add_parser("presets", help="list the model presets and their settings")
+    p.set_defaults(_run=_presets)
+
+
+def _featurize(args: argparse.Namespace) -> int:
+    from trainlab.data.featurize import FeaturizeConfig, featurize
+
+    report = featurize(
+        args.audio,
+        args.out,
+        args.align,
+        test=args.test,
+        config=FeaturizeConfig(tier=args.tier, workers=args.workers),
+    )
+    for what, ids in (
+        ("wav file(s) without an alignment, skipped", report.missing_alignment),
+        ("alignment(s) without a wav file, skipped", report.missing_audio),
+        ("utterance(s) with no labelled frame, skipped", report.empty),
+        ("alignment(s) ending over 0.1 s before the audio", report.short_alignment),
+    ):
+        if ids:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            print(f"warning: {len(ids)} {what}: {shown}")
+    if report.dropped_frames:
+        print(f"note: {report.dropped_frames} frame(s) without a class (q, gaps) left out")
+    print(
+        f"{report.utterances} utterances, {report.frames} frames -> "
+        f"{', '.join(str(p) for p in report.outputs)} ({report.seconds:.1f} s)"
+    )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from trainlab.tasks.phoneme import resolve_config, train_phoneme
+
+    cfg = resolve_config(
+        args.model,
+        args.config,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        smoothing=args.smoothing,
+    )
+    m = train_phoneme(args.data, args.out, cfg, quiet=args.quiet)
+    if "val_accuracy" in m:
+        s = m["smoothing"]
+        print(
+            f"{cfg.model}: validation accuracy {m['val_accuracy']:.4f} raw, "
+            f"{m['val_accuracy_median']:.4f} median, {m['val_accuracy_viterbi']:.4f} Viterbi; "
+            f"using {s['method']} ({s['val_accuracy']:.4f}) "
+            f"[{m['val_frames']} frames, {m['val_utterances']} utterances held out]"
+        )
+    if "test_frames" in m:
+        print(f"submission: {args.out}/submission.csv ({m['test_frames']} rows)")
+    print(f"model: {args.out}/model  metrics: {args.out}/metrics.json  ({m['seconds']:.0f} s)")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from trainlab.tasks.phoneme import predict_phoneme
+
+    pred = predict_phoneme(
+        args.model, args.input, args.output, smoothing=args.smoothing, device=args.device
+    )
+    print(f"{len(pred)} predictions -> {args.output}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from trainlab.tasks.phoneme import evaluate_phoneme
+
+    r = evaluate_phoneme(args.model, args.data)
+    print(
+        f"{int(r['frames'])} frames: accuracy {r['accuracy']:.4f} raw, {r['accuracy_median']:.4f} "
+        f"median, {r['accuracy_majority']:.4f} majority, {r['accuracy_viterbi']:.4f} Viterbi"
+    )
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from trainlab.config import to_dict
+    from trainlab.tasks.phoneme import PRESETS, preset
+
+    for name in PRESETS.names():
+        print(f"{name}: {PRESETS.help(name)}")
+        d = to_dict(preset(name))
+        keys = (
+            ("hidden", "activation", "batch_norm", "dropout")
+            if name != "rnn"
+            else (
+                "rnn_cell",
+                "rnn_layers",
+                "rnn_hidden",
+                "rnn_frames",
+                "dropout",
+                "utterances_per_batch",
+            )
+        )
+        keys += ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler")
+        print("    " + ", ".join(f"{k}={d[k]}" for k in keys))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._run(args))

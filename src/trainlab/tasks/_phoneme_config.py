@@ -1,0 +1,183 @@
+"""Settings of a phoneme run: one typed dataclass and three named presets (sample, mlp, rnn).
+
+A run's settings resolve in layers: the preset named by ``--model`` (or the file's ``model`` key),
+then the TOML/JSON file given with ``--config``, then command-line flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainlab.config import from_dict, read_mapping, to_dict
+from trainlab.errors import ConfigError
+from trainlab.registry import Registry
+
+
+@dataclass
+class PhonemeConfig:
+    """Everything a phoneme run needs besides the data.
+
+    Attributes:
+        model: the architecture: ``sample``/``mlp`` (framewise MLP) or ``rnn`` (bidirectional RNN).
+        hidden: MLP hidden widths.
+        activation: MLP activation (sigmoid, relu, leaky_relu, gelu, silu, elu).
+        batch_norm: BatchNorm after each MLP hidden layer.
+        dropout: dropout after each hidden layer (MLP) / between RNN layers.
+        input_dropout: dropout on the MLP's input features.
+        rnn_cell: ``lstm`` or ``gru``.
+        rnn_hidden: RNN units per direction.
+        rnn_layers: stacked bidirectional layers.
+        rnn_proj: width of the RNN's input projection.
+        rnn_frames: context frames of each row fed per time step (odd, 1..11).
+        utterances_per_batch: RNN batch size in utterances.
+        epochs, batch_size, optimizer, lr, betas, weight_decay, scheduler, scheduler_kwargs,
+        grad_clip, patience: training settings handed to the Trainer (batch_size: frames per MLP batch).
+        label_smoothing: cross-entropy label smoothing.
+        val_ratio: share of training frames held out for validation, as whole utterances.
+        seed: seeds the split, initialisation and shuffling.
+        device: ``auto``, ``cpu``, ``cuda``, ``mps``.
+        amp: bf16 autocast on CUDA.
+        smoothing: post-processing for predictions: ``none``, ``median``, ``majority``,
+            ``viterbi`` or ``auto`` (the best of them on the validation utterances).
+        median_windows: window sizes tried for the median/majority filters (best kept).
+        transition_weights: Viterbi transition scales tried (best kept).
+        prior_scales: Viterbi prior-division scales tried (best kept).
+    """
+
+    model: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [1024, 512, 128])
+    activation: str = "sigmoid"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    rnn_cell: str = "lstm"
+    rnn_hidden: int = 256
+    rnn_layers: int = 3
+    rnn_proj: int = 256
+    rnn_frames: int = 11
+    utterances_per_batch: int = 16
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    scheduler: str = "constant"
+    scheduler_kwargs: dict[str, Any] = field(default_factory=dict)
+    grad_clip: float | None = None
+    patience: int | None = None
+    label_smoothing: float = 0.0
+    val_ratio: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    smoothing: str = "auto"
+    median_windows: list[int] = field(default_factory=lambda: [3, 5, 7, 9])
+    transition_weights: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0, 3.0])
+    prior_scales: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+
+    def __post_init__(self) -> None:
+        if self.model not in ("sample", "mlp", "rnn"):
+            raise ConfigError(f"model must be 'sample', 'mlp' or 'rnn', got {self.model!r}")
+        if self.smoothing not in SMOOTHINGS:
+            raise ConfigError(
+                f"smoothing must be one of {', '.join(SMOOTHINGS)}, got {self.smoothing!r}"
+            )
+        if not 0.0 <= self.val_ratio < 1.0:
+            raise ConfigError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
+        if self.rnn_frames % 2 != 1 or not 1 <= self.rnn_frames <= 11:
+            raise ConfigError(f"rnn_frames must be odd and in 1..11, got {self.rnn_frames}")
+        if self.epochs < 1 or self.batch_size < 1 or self.utterances_per_batch < 1:
+            raise ConfigError("epochs, batch_size and utterances_per_batch must be at least 1")
+        if any(w < 1 or w % 2 != 1 for w in self.median_windows):
+            raise ConfigError(f"median_windows must be odd and positive, got {self.median_windows}")
+
+    @property
+    def sequence(self) -> bool:
+        """Whether the model reads whole utterances."""
+        return self.model == "rnn"
+
+
+SMOOTHINGS = ("none", "median", "majority", "viterbi", "auto")
+
+PRESETS: Registry[Any] = Registry("phoneme model")
+
+
+@PRESETS.register(
+    "sample", "the course's 429-1024-512-128-39 sigmoid MLP, Adam 1e-4, batch 64, 20 epochs"
+)
+def _sample() -> PhonemeConfig:
+    return PhonemeConfig(model="sample")
+
+
+@PRESETS.register("mlp", "a wide BatchNorm/GELU MLP with dropout, AdamW and a cosine schedule")
+def _mlp() -> PhonemeConfig:
+    return PhonemeConfig(
+        model="mlp",
+        hidden=[1024, 1024, 1024, 1024],
+        activation="gelu",
+        batch_norm=True,
+        dropout=0.3,
+        input_dropout=0.1,
+        epochs=25,
+        batch_size=512,
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=1e-2,
+        scheduler="cosine",
+        label_smoothing=0.1,
+    )
+
+
+@PRESETS.register(
+    "rnn", "a 3-layer bidirectional LSTM over whole utterances, AdamW, cosine schedule"
+)
+def _rnn() -> PhonemeConfig:
+    return PhonemeConfig(
+        model="rnn",
+        rnn_cell="lstm",
+        rnn_hidden=256,
+        rnn_layers=3,
+        rnn_proj=256,
+        rnn_frames=11,
+        dropout=0.3,
+        utterances_per_batch=16,
+        epochs=30,
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=1e-2,
+        scheduler="cosine",
+        grad_clip=1.0,
+        label_smoothing=0.1,
+    )
+
+
+def preset(name: str) -> PhonemeConfig:
+    """The preset configuration ``name`` (``sample``, ``mlp`` or ``rnn``)."""
+    return PRESETS.get(name)()
+
+
+def resolve_config(
+    model: str | None = None, path: str | Path | None = None, **overrides: Any
+) -> PhonemeConfig:
+    """Preset, then file, then overrides (``None`` values are ignored).
+
+    Args:
+        model: the preset; default: the file's ``model`` key, else ``mlp``.
+        path: a TOML or JSON file of :class:`PhonemeConfig` settings.
+        overrides: settings from the command line.
+    """
+    data = read_mapping(path) if path is not None else {}
+    name = model or data.get("model") or "mlp"
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: model must be a string, got {name!r}")
+    merged = to_dict(preset(name))
+    merged.update(data)
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    merged["model"] = name
+    return from_dict(PhonemeConfig, merged, source=str(path) if path else "phoneme config")
+
+
+__all__ = ["PRESETS", "SMOOTHINGS", "PhonemeConfig", "preset", "resolve_config"]

@@ -1,0 +1,182 @@
+"""Inference for the phoneme task: log-posteriors per frame, smoothing chosen on validation, submissions.
+
+Framewise models see rows in batches; the sequence model sees whole utterances. Either way the
+output is one row of log-probabilities per frame, in the order of the utterances asked for, which
+the smoothers of :mod:`trainlab.tasks._phoneme_smoothing` then post-process utterance by utterance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab._io import atomic_open
+from trainlab.data.timit import NUM_CLASSES, Utterances
+from trainlab.tasks._phoneme_batches import FrameBatches, UtteranceBatches
+from trainlab.tasks._phoneme_smoothing import (
+    majority_smooth,
+    median_smooth,
+    viterbi_decode,
+)
+
+
+@torch.no_grad()
+def log_posteriors(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    utts: Utterances,
+    which: np.ndarray | None = None,
+    *,
+    sequence: bool = False,
+    rnn_frames: int = 11,
+    batch_size: int = 4096,
+    utterances_per_batch: int = 32,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Log-softmax outputs for every frame of the utterances ``which`` (default: all), in order.
+
+    Args:
+        model: a framewise model ``(B, 429) -> (B, C)``, or with ``sequence`` a
+            :class:`SequenceRNN` ``(x (B, T, D), lengths) -> (B, T, C)``.
+        x: (N, 429) rows (memory-mapped is fine).
+        utts: boundaries of ``x``.
+
+    Returns:
+        (R, C) float32, R = frames of ``which``, rows ordered as ``utts.rows(which)``.
+    """
+    which = np.arange(len(utts)) if which is None else np.asarray(which, dtype=np.int64)
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    try:
+        if not sequence:
+            rows = utts.rows(which)
+            outs = [
+                torch.log_softmax(model(xb.to(device)).float(), dim=-1).cpu()
+                for xb in FrameBatches(x, None, rows, batch_size)
+            ]
+            return torch.cat(outs).numpy()
+        sub = utts.subset(which)
+        out = np.empty((sub.num_rows, NUM_CLASSES), dtype=np.float32)
+        # longest first within the order, so batches hold similar lengths and padding is small
+        order = np.argsort(-utts.lengths[which], kind="stable")
+        batches = UtteranceBatches(x, None, utts, which[order], utterances_per_batch, rnn_frames)
+        pos = 0
+        for (xb, lengths), _ in batches:
+            lp = torch.log_softmax(model(xb.to(device), lengths).float(), dim=-1).cpu().numpy()
+            for k, n in enumerate(lengths.tolist()):
+                j = int(order[pos])  # position of this utterance within `which`
+                out[sub.starts[j] : sub.starts[j] + n] = lp[k, :n]
+                pos += 1
+        return out
+    finally:
+        model.train(was_training)
+
+
+@dataclass
+class Smoothing:
+    """A chosen post-processor and its parameters."""
+
+    method: str = "none"  # none | median | majority | viterbi
+    window: int = 5
+    transition_weight: float = 1.0
+    prior_scale: float = 0.0
+    scores: dict[str, Any] = field(default_factory=dict)  # validation accuracy of each candidate
+
+
+def apply_smoothing(
+    log_probs: np.ndarray,
+    utts: Utterances,
+    smoothing: Smoothing,
+    log_transitions: np.ndarray | None,
+    log_prior: np.ndarray | None,
+) -> np.ndarray:
+    """Predicted classes (N,) after the post-processor ``smoothing``."""
+    pred = log_probs.argmax(axis=1)
+    if smoothing.method == "none":
+        return pred
+    if smoothing.method == "median":
+        return median_smooth(pred, utts, smoothing.window)
+    if smoothing.method == "majority":
+        return majority_smooth(pred, utts, smoothing.window)
+    if smoothing.method == "viterbi":
+        if log_transitions is None:
+            raise ValueError("Viterbi decoding needs the transition matrix")
+        return viterbi_decode(
+            log_probs,
+            utts,
+            log_transitions,
+            log_prior,
+            transition_weight=smoothing.transition_weight,
+            prior_scale=smoothing.prior_scale,
+        )
+    raise ValueError(f"unknown smoothing {smoothing.method!r}")
+
+
+def choose_smoothing(
+    log_probs: np.ndarray,
+    labels: np.ndarray,
+    utts: Utterances,
+    log_transitions: np.ndarray,
+    log_prior: np.ndarray,
+    *,
+    method: str = "auto",
+    windows: list[int] | tuple[int, ...] = (3, 5, 7, 9),
+    transition_weights: list[float] | tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0),
+    prior_scales: list[float] | tuple[float, ...] = (0.0, 0.5, 1.0),
+) -> Smoothing:
+    """Score every post-processor on labelled utterances and keep the best of ``method``.
+
+    ``method="auto"`` keeps the best of all methods; a named method keeps its best parameters.
+    The scores of all candidates are in the result's ``scores`` (``raw``, ``median``, ...).
+    """
+
+    def acc(pred: np.ndarray) -> float:
+        return float((pred == labels).mean())
+
+    pred = log_probs.argmax(axis=1)
+    best: dict[str, tuple[float, Smoothing]] = {"none": (acc(pred), Smoothing("none"))}
+    for name, fn in (("median", median_smooth), ("majority", majority_smooth)):
+        for w in windows:
+            s = Smoothing(name, window=w)
+            a = acc(fn(pred, utts, w))
+            if name not in best or a > best[name][0]:
+                best[name] = (a, s)
+    for tw in transition_weights:
+        for ps in prior_scales:
+            s = Smoothing("viterbi", transition_weight=tw, prior_scale=ps)
+            a = acc(apply_smoothing(log_probs, utts, s, log_transitions, log_prior))
+            if "viterbi" not in best or a > best["viterbi"][0]:
+                best["viterbi"] = (a, s)
+    scores = {
+        "raw": best["none"][0],
+        **{k: {"accuracy": a, **_params(s)} for k, (a, s) in best.items() if k != "none"},
+    }
+    if method == "auto":
+        chosen = max(best.values(), key=lambda t: t[0])[1]
+    else:
+        chosen = best[method][1]
+    chosen.scores = scores
+    return chosen
+
+
+def write_submission(path: str | Path, pred: np.ndarray) -> None:
+    """Write ``Id,Class`` rows (Id from 0, Class an integer label) atomically."""
+    ids = np.arange(len(pred))
+    body = "\n".join(f"{i},{c}" for i, c in zip(ids.tolist(), np.asarray(pred).tolist()))
+    with atomic_open(path, "w") as f:
+        f.write("Id,Class\n")
+        f.write(body)
+        f.write("\n")
+
+
+def _params(s: Smoothing) -> dict[str, Any]:
+    if s.method in ("median", "majority"):
+        return {"window": s.window}
+    if s.method == "viterbi":
+        return {"transition_weight": s.transition_weight, "prior_scale": s.prior_scale}
+    return {}

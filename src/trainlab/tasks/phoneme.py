@@ -1,0 +1,431 @@
+"""Framewise phoneme classification (Kaggle ml2021spring-hw2) end to end: train, smooth, predict.
+
+``train_phoneme`` splits the training rows by utterance, trains the chosen model with the Trainer
+(:func:`trainlab.train.fit`), measures validation accuracy raw and after smoothing (median filter,
+majority filter, Viterbi decoding with phone transitions counted from the training labels), and
+writes the model, metrics and a submission for ``test_11.npy``. ``predict_phoneme`` applies a saved
+model to any feature file; ``load_for_diagnosis`` hands a saved model to ``trainlab diagnose``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab._io import atomic_torch_save, atomic_write_json, atomic_write_with
+from trainlab.config import from_dict, save_config, to_dict
+from trainlab.data.timit import (
+    NUM_CLASSES,
+    PHONES,
+    ROW_DIM,
+    Utterances,
+    load_features,
+    load_labels,
+    load_timit,
+    load_utterances,
+    split_by_utterance,
+)
+from trainlab.diagnose.target import DiagnosisTarget
+from trainlab.errors import DataError, TrainlabError
+from trainlab.tasks._phoneme_batches import IGNORE, FrameBatches, UtteranceBatches, masked_accuracy
+from trainlab.tasks._phoneme_config import PRESETS, PhonemeConfig, preset, resolve_config
+from trainlab.tasks._phoneme_infer import (
+    Smoothing,
+    apply_smoothing,
+    choose_smoothing,
+    log_posteriors,
+    write_submission,
+)
+from trainlab.tasks._phoneme_models import FlatFrames, FrameMLP, SequenceRNN
+from trainlab.tasks._phoneme_smoothing import class_prior, transition_matrix
+
+MODEL_FILE, INFO_FILE = "model.pt", "model.json"
+TRANSITIONS_FILE, PRIOR_FILE = "transitions.npy", "prior.npy"
+
+
+def build_model(config: PhonemeConfig) -> torch.nn.Module:
+    """The network ``config`` describes (a :class:`FrameMLP` or a :class:`SequenceRNN`)."""
+    if config.sequence:
+        return SequenceRNN(
+            in_features=39 * config.rnn_frames,
+            hidden_size=config.rnn_hidden,
+            num_layers=config.rnn_layers,
+            cell=config.rnn_cell,
+            dropout=config.dropout,
+            proj_size=config.rnn_proj,
+        )
+    return FrameMLP(
+        ROW_DIM,
+        config.hidden,
+        NUM_CLASSES,
+        config.activation,
+        config.batch_norm,
+        config.dropout,
+        config.input_dropout,
+    )
+
+
+def train_phoneme(
+    data: str | Path, out: str | Path, config: PhonemeConfig | None = None, *, quiet: bool = False
+) -> dict[str, Any]:
+    """Train on ``data``'s training rows, validate by utterance, write everything under ``out``.
+
+    Writes ``config.json``, ``metrics.json``, ``history.csv``, ``curves.png``, ``model/``
+    (``model.pt``, ``model.json``, ``transitions.npy``, ``prior.npy``), ``training/`` (the
+    Trainer's checkpoints) and ``submission.csv`` when ``test_11.npy`` exists.
+
+    Returns:
+        The metrics written to ``metrics.json``.
+    """
+    from trainlab.train import TrainConfig, fit
+
+    cfg = config or preset("mlp")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.json")
+    t0 = time.perf_counter()
+    ds = load_timit(data)
+    x, y = ds.train_x, ds.train_y
+    assert x is not None and y is not None
+    utts = ds.train_utterances()
+    train_u, val_u = split_by_utterance(utts, cfg.val_ratio, cfg.seed)
+    train_rows = utts.rows(train_u)
+    transitions = transition_matrix(y[train_rows], utts.subset(train_u))
+    prior = class_prior(y[train_rows])
+
+    torch.manual_seed(cfg.seed)
+    net = build_model(cfg)
+    model = FlatFrames(net) if cfg.sequence else net
+    train_batches, val_batches = _batches(cfg, x, y, utts, train_u, val_u)
+    history = fit(
+        model,
+        torch.nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=cfg.label_smoothing),
+        train_batches,
+        val_batches,
+        config=_train_config(cfg, out / "training", quiet, has_val=len(val_u) > 0),
+        metrics={"acc": masked_accuracy},
+    )
+    history.to_csv(out / "history.csv")
+    if len(history):
+        history.plot(out / "curves.png")
+
+    device = next(net.parameters()).device
+    log_a, log_p = np.log(transitions), np.log(prior)
+    metrics: dict[str, Any] = {
+        "model": cfg.model,
+        "train_frames": len(train_rows),
+        "train_utterances": len(train_u),
+        "val_frames": int(utts.lengths[val_u].sum()),
+        "val_utterances": len(val_u),
+        "utterance_split": True,
+        "best_epoch": history.best_epoch,
+        "epochs_run": len(history),
+    }
+    smoothing = Smoothing("viterbi" if cfg.smoothing == "auto" else cfg.smoothing)
+    if len(val_u):
+        lp = _posteriors(net, cfg, x, utts, val_u, device)
+        smoothing = choose_smoothing(
+            lp,
+            y[utts.rows(val_u)],
+            utts.subset(val_u),
+            log_a,
+            log_p,
+            method=cfg.smoothing,
+            windows=cfg.median_windows,
+            transition_weights=cfg.transition_weights,
+            prior_scales=cfg.prior_scales,
+        )
+        scores = smoothing.scores
+        metrics["val_accuracy"] = scores["raw"]
+        for name in ("median", "majority", "viterbi"):
+            metrics[f"val_accuracy_{name}"] = scores[name]["accuracy"]
+        metrics["smoothing"] = {k: v for k, v in asdict(smoothing).items() if k != "scores"}
+        metrics["smoothing"]["val_accuracy"] = (
+            scores["raw"] if smoothing.method == "none" else scores[smoothing.method]["accuracy"]
+        )
+        metrics["smoothing_candidates"] = scores
+    save_model(out / "model", net, cfg, ds.root, transitions, prior, smoothing, metrics)
+    if ds.test_x is not None:
+        test_utts = ds.test_utterances()
+        lp = _posteriors(net, cfg, ds.test_x, test_utts, None, device)
+        pred = apply_smoothing(lp, test_utts, smoothing, log_a, log_p)
+        write_submission(out / "submission.csv", pred)
+        metrics["test_frames"] = len(pred)
+        metrics["test_utterances"] = len(test_utts)
+    metrics["seconds"] = time.perf_counter() - t0
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def save_model(
+    folder: str | Path,
+    net: torch.nn.Module,
+    cfg: PhonemeConfig,
+    data_root: Path | None,
+    transitions: np.ndarray,
+    prior: np.ndarray,
+    smoothing: Smoothing,
+    metrics: dict[str, Any] | None = None,
+) -> None:
+    """Write ``model.pt`` (state dict), ``model.json``, ``transitions.npy`` and ``prior.npy``."""
+    folder = Path(folder)
+    net = net.to("cpu")
+    atomic_torch_save(net.state_dict(), folder / MODEL_FILE)
+    atomic_write_with(folder / TRANSITIONS_FILE, lambda p: np.save(p, transitions))
+    atomic_write_with(folder / PRIOR_FILE, lambda p: np.save(p, prior))
+    info = {
+        "task": "phoneme",
+        "model": cfg.model,
+        "config": to_dict(cfg),
+        "data": None if data_root is None else str(Path(data_root).resolve()),
+        "input_dim": ROW_DIM,
+        "num_classes": NUM_CLASSES,
+        "phones": list(PHONES),
+        "smoothing": {k: v for k, v in asdict(smoothing).items() if k != "scores"},
+        "transitions": TRANSITIONS_FILE,
+        "prior": PRIOR_FILE,
+        "val_accuracy": (metrics or {}).get("val_accuracy"),
+    }
+    atomic_write_json(folder / INFO_FILE, info)
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a saved model (``OUT`` or ``OUT/model``) on the CPU in eval mode.
+
+    Returns:
+        ``(net, info)``; ``info`` is ``model.json`` with ``config`` as a :class:`PhonemeConfig`,
+        ``log_transitions``/``log_prior`` arrays and ``smoothing`` as a :class:`Smoothing`.
+
+    Raises:
+        TrainlabError: no model there, a foreign task, or files that do not load.
+    """
+    folder = Path(path)
+    if not (folder / INFO_FILE).is_file() and (folder / "model" / INFO_FILE).is_file():
+        folder = folder / "model"
+    info_path = folder / INFO_FILE
+    if not info_path.is_file():
+        raise DataError(path, f"no saved model here ({INFO_FILE} not found)")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(info_path, f"not valid JSON ({e})") from None
+    if info.get("task") != "phoneme":
+        raise DataError(info_path, f"a model of task {info.get('task')!r}, not 'phoneme'")
+    cfg = from_dict(PhonemeConfig, info.get("config", {}), source=str(info_path))
+    net = build_model(cfg)
+    try:
+        state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        transitions = np.load(
+            folder / info.get("transitions", TRANSITIONS_FILE), allow_pickle=False
+        )
+        prior = np.load(folder / info.get("prior", PRIOR_FILE), allow_pickle=False)
+    except FileNotFoundError as e:
+        raise DataError(e.filename, "missing file of the saved model") from None
+    except (RuntimeError, ValueError, OSError, EOFError) as e:
+        raise DataError(
+            folder, f"the saved model does not load: {str(e).splitlines()[0]}"
+        ) from None
+    if transitions.shape != (NUM_CLASSES, NUM_CLASSES) or prior.shape != (NUM_CLASSES,):
+        raise DataError(folder, "transitions.npy/prior.npy have the wrong shape")
+    net.eval()
+    info["config"] = cfg
+    info["log_transitions"] = np.log(transitions)
+    info["log_prior"] = np.log(prior)
+    info["smoothing"] = Smoothing(**info.get("smoothing", {}))
+    return net, info
+
+
+def predict_phoneme(
+    model: str | Path,
+    features: str | Path,
+    output: str | Path,
+    *,
+    smoothing: str | None = None,
+    device: str = "auto",
+) -> np.ndarray:
+    """Classify every row of ``features`` (an (N, 429) ``.npy``) and write ``Id,Class`` to ``output``.
+
+    Args:
+        model: the training run's folder (or its ``model/``).
+        features: the rows; utterance boundaries come from the index beside it, else are recovered.
+        output: the CSV to write.
+        smoothing: ``none``/``median``/``majority``/``viterbi``; default: the one chosen in training.
+
+    Returns:
+        (N,) int64 predicted classes.
+    """
+    from trainlab.device import resolve_device
+
+    net, info = load_model(model)
+    cfg: PhonemeConfig = info["config"]
+    x = load_features(features)
+    utts = load_utterances(features, x)
+    dev = resolve_device(device)
+    net.to(dev)
+    lp = _posteriors(net, cfg, x, utts, None, dev)
+    chosen: Smoothing = info["smoothing"]
+    if smoothing is not None and smoothing != chosen.method:
+        if smoothing == "auto":
+            raise TrainlabError("smoothing 'auto' is chosen at training time; name a method")
+        chosen = Smoothing(smoothing, chosen.window, chosen.transition_weight, chosen.prior_scale)
+    pred = apply_smoothing(lp, utts, chosen, info["log_transitions"], info["log_prior"])
+    write_submission(output, pred)
+    return pred
+
+
+def evaluate_phoneme(model: str | Path, data: str | Path) -> dict[str, float]:
+    """Accuracy of a saved model on every labelled row of a data folder, raw and smoothed."""
+    net, info = load_model(model)
+    cfg: PhonemeConfig = info["config"]
+    ds = load_timit(data)
+    assert ds.train_x is not None and ds.train_y is not None
+    utts = ds.train_utterances()
+    lp = _posteriors(net, cfg, ds.train_x, utts, None, torch.device("cpu"))
+    out = {"frames": float(len(lp)), "accuracy": float((lp.argmax(1) == ds.train_y).mean())}
+    for method in ("median", "majority", "viterbi"):
+        s = info["smoothing"]
+        s = Smoothing(method, s.window, s.transition_weight, s.prior_scale)
+        pred = apply_smoothing(lp, utts, s, info["log_transitions"], info["log_prior"])
+        out[f"accuracy_{method}"] = float((pred == ds.train_y).mean())
+    return out
+
+
+def load_for_diagnosis(
+    model_dir: str | Path, data: str | None, batch: int, seed: int
+) -> DiagnosisTarget:
+    """A saved phoneme model with its loss and one fixed batch of training data.
+
+    Framewise models get ``batch`` random training rows; the sequence model gets whole random
+    utterances, added until they hold at least ``batch`` frames. The model is in eval mode
+    (BatchNorm running statistics, no dropout), so the loss is a deterministic function of weights.
+    """
+    net, info = load_model(model_dir)
+    cfg: PhonemeConfig = info["config"]
+    source = data or info.get("data")
+    if not source:
+        raise TrainlabError(
+            f"{model_dir}: the model does not record its data; pass the data folder"
+        )
+    ds = load_timit(source)
+    x, y = ds.train_x, ds.train_y
+    assert x is not None and y is not None
+    rng = np.random.default_rng(seed)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
+    if cfg.sequence:
+        utts = ds.train_utterances()
+        order = rng.permutation(len(utts))
+        k = int(np.searchsorted(np.cumsum(utts.lengths[order]), batch)) + 1
+        which = np.sort(order[: min(k, len(order))])
+        inputs, targets = UtteranceBatches(x, y, utts, which, len(which), cfg.rnn_frames).collate(
+            which
+        )
+        frames = int(utts.lengths[which].sum())
+        desc = f"phoneme bi-{cfg.rnn_cell.upper()} {cfg.rnn_layers}x{cfg.rnn_hidden}, {len(which)} utterances ({frames} frames)"
+        return DiagnosisTarget(FlatFrames(net).eval(), loss_fn, inputs, targets, desc)
+    rows = np.sort(rng.choice(len(x), size=min(batch, len(x)), replace=False))
+    xb, yb = next(iter(FrameBatches(x, y, rows, len(rows))))
+    widths = "-".join(str(h) for h in [ROW_DIM, *cfg.hidden, NUM_CLASSES])
+    desc = f"phoneme {cfg.model} MLP {widths} ({cfg.activation}), {len(rows)} training frames"
+    return DiagnosisTarget(net.eval(), loss_fn, xb, yb, desc)
+
+
+def _batches(
+    cfg: PhonemeConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    utts: Utterances,
+    train_u: np.ndarray,
+    val_u: np.ndarray,
+) -> tuple[Any, Any]:
+    if cfg.sequence:
+        train = UtteranceBatches(
+            x,
+            y,
+            utts,
+            train_u,
+            cfg.utterances_per_batch,
+            cfg.rnn_frames,
+            shuffle=True,
+            seed=cfg.seed,
+        )
+        val = UtteranceBatches(x, y, utts, val_u, 2 * cfg.utterances_per_batch, cfg.rnn_frames)
+    else:
+        train = FrameBatches(x, y, utts.rows(train_u), cfg.batch_size, shuffle=True, seed=cfg.seed)
+        val = FrameBatches(x, y, utts.rows(val_u), max(1024, 4 * cfg.batch_size))
+    return train, (val if len(val_u) else None)
+
+
+def _train_config(cfg: PhonemeConfig, out: Path, quiet: bool, has_val: bool) -> Any:
+    from trainlab.optim import list_optimizers, list_schedulers
+    from trainlab.train import TrainConfig
+
+    optimizer, scheduler = cfg.optimizer, cfg.scheduler
+    # trainlab's from-scratch "adam" equals torch.optim.Adam; use torch's where it is not registered
+    if optimizer not in list_optimizers() and f"torch_{optimizer}" in list_optimizers():
+        optimizer = f"torch_{optimizer}"
+    if scheduler not in list_schedulers():
+        warnings.warn(
+            f"schedule {scheduler!r} is not registered; using a constant rate", stacklevel=2
+        )
+        scheduler = "constant"
+    return TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        optimizer=optimizer,
+        optimizer_kwargs={"lr": cfg.lr, "betas": tuple(cfg.betas)},
+        scheduler=scheduler,
+        scheduler_kwargs=dict(cfg.scheduler_kwargs) if scheduler == cfg.scheduler else {},
+        weight_decay=cfg.weight_decay,
+        grad_clip=cfg.grad_clip,
+        seed=cfg.seed,
+        device=cfg.device,
+        amp=cfg.amp,
+        monitor="val_acc" if has_val else "train_loss",
+        mode="max" if has_val else "min",
+        patience=cfg.patience,
+        out_dir=str(out),
+        quiet=quiet,
+    )
+
+
+def _posteriors(
+    net: torch.nn.Module,
+    cfg: PhonemeConfig,
+    x: np.ndarray,
+    utts: Utterances,
+    which: np.ndarray | None,
+    device: torch.device,
+) -> np.ndarray:
+    return log_posteriors(
+        net,
+        x,
+        utts,
+        which,
+        sequence=cfg.sequence,
+        rnn_frames=cfg.rnn_frames,
+        utterances_per_batch=max(8, 2 * cfg.utterances_per_batch),
+        device=device,
+    )
+
+
+__all__ = [
+    "PRESETS",
+    "PhonemeConfig",
+    "build_model",
+    "evaluate_phoneme",
+    "load_for_diagnosis",
+    "load_model",
+    "predict_phoneme",
+    "preset",
+    "resolve_config",
+    "save_model",
+    "train_phoneme",
+]
