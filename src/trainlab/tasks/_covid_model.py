@@ -81,12 +81,17 @@ class CovidMLP(nn.Module):
 
 
 def make_loss(
-    model: CovidMLP, loss: str = "mse", huber_delta: float = 1.0, l1: float = 0.0, l2: float = 0.0
+    model: CovidMLP,
+    loss: str = "mse",
+    huber_delta: float = 1.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    penalize_in_eval: bool = False,
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """The loss ``fit`` minimises: the data term plus L1/L2 penalties while the model trains.
 
-    The penalties are skipped in evaluation mode so validation losses stay comparable across
-    penalty strengths.
+    The penalties are skipped in evaluation mode (unless ``penalize_in_eval``) so validation
+    losses stay comparable across penalty strengths.
 
     Args:
         model: the network whose weights are penalised.
@@ -94,6 +99,8 @@ def make_loss(
         huber_delta: where the Huber loss turns from quadratic to linear (target units).
         l1: coefficient of ``sum |w|``.
         l2: coefficient of ``sum w^2``.
+        penalize_in_eval: add the penalties in evaluation mode too (the objective as trained,
+            for diagnosing the loss surface).
     """
     if loss == "mse":
         data_term: Callable[[Tensor, Tensor], Tensor] = nn.functional.mse_loss
@@ -112,7 +119,7 @@ def make_loss(
 
     def loss_fn(outputs: Tensor, targets: Tensor) -> Tensor:
         value = data_term(outputs, targets)
-        if model.training and (l1 > 0 or l2 > 0):
+        if (model.training or penalize_in_eval) and (l1 > 0 or l2 > 0):
             if l1 > 0:
                 value = value + l1 * sum(w.abs().sum() for w in weights)
             if l2 > 0:
@@ -127,7 +134,9 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def describe(model: CovidMLP, n_inputs: int, widths: list[int] | tuple[int, ...], activation: str) -> str:
+def describe(
+    model: CovidMLP, n_inputs: int, widths: list[int] | tuple[int, ...], activation: str
+) -> str:
     """``MLP 14-16-1 (gelu, 257 parameters)``-style summary."""
     dims = "-".join(str(d) for d in (n_inputs, *widths, 1))
     extras = []

@@ -27,7 +27,6 @@ from trainlab.data.timit import (
     ROW_DIM,
     Utterances,
     load_features,
-    load_labels,
     load_timit,
     load_utterances,
     split_by_utterance,
@@ -84,7 +83,7 @@ def train_phoneme(
     Returns:
         The metrics written to ``metrics.json``.
     """
-    from trainlab.train import TrainConfig, fit
+    from trainlab.train import fit
 
     cfg = config or preset("mlp")
     out = Path(out)
