@@ -1,0 +1,237 @@
+"""Section 6: adaptive learning rates and warm-up (lecture: "Adaptive learning rate").
+
+On a convex but ill-conditioned loss no single learning rate suits both directions: one small
+enough for the steep direction crawls along the flat one. Adagrad (Duchi et al. 2011), RMSProp
+(Hinton's lecture 6e) and Adam (Kingma & Ba 2015) divide each parameter's step by a running size
+of its gradients. Warm-up (He et al. 2016; Vaswani et al. 2017; Liu et al. 2020, RAdam) starts
+with a small learning rate while those statistics are still poor. Measured on a two-parameter bowl
+whose condition number is 1000 and on the digits, each optimizer with and without warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab.errors import TrainingDiverged
+from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp
+from trainlab.report.context import SectionContext
+from trainlab.report.figures import PALETTE, subplots
+from trainlab.report.result import SectionResult, Table, Verdict
+from trainlab.report.surfaces import draw_surface, elongated_bowl, trajectory
+
+KEY = "adaptive"
+TITLE = "Adaptive learning rates and warm-up"
+CLAIM = (
+    "Training can stall although the gradient is not small: on an error surface that is steep in "
+    "one direction and flat in another, a learning rate small enough for the steep direction "
+    "barely moves along the flat one. Giving every parameter its own learning rate, divided by "
+    "the root mean square of its past gradients (Adagrad; RMSProp weights recent gradients "
+    "more; Adam adds momentum), fixes this. Learning-rate warm-up, small steps first while those "
+    "statistics are unreliable, is part of the recipe for training with Adam."
+)
+
+NAMES = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSProp", "adam": "Adam"}
+
+
+@dataclass
+class Config:
+    """Settings of the adaptive-learning-rate experiment.
+
+    Attributes:
+        optimizers: registered optimizer names compared (the first is the non-adaptive baseline).
+        surface_lr: learning rate of each optimizer on the bowl (SGD's is just under 2/b, the
+            largest that converges in the steep direction).
+        surface_a, surface_b: curvatures of the bowl along w1 and w2.
+        start, steps: the bowl's starting point and number of updates.
+        target_loss: "converged" on the bowl means a loss below this.
+        data_lr: learning rate of each optimizer on the digits.
+        epochs, batch_size, hidden: the digits run.
+        warmup_fraction: share of the updates spent warming up linearly (schedule "warmup").
+    """
+
+    optimizers: list[str] = field(default_factory=lambda: ["sgd", "adagrad", "rmsprop", "adam"])
+    surface_lr: dict[str, float] = field(
+        default_factory=lambda: {"sgd": 0.19, "adagrad": 1.0, "rmsprop": 0.1, "adam": 0.3})
+    surface_a: float = 0.01
+    surface_b: float = 10.0
+    start: list[float] = field(default_factory=lambda: [-10.0, 1.0])
+    steps: int = 300
+    target_loss: float = 1e-3
+    data_lr: dict[str, float] = field(
+        default_factory=lambda: {"sgd": 0.05, "adagrad": 0.05, "rmsprop": 3e-3, "adam": 3e-3})
+    epochs: int = 20
+    batch_size: int = 64
+    hidden: list[int] = field(default_factory=lambda: [256, 256, 256])
+    warmup_fraction: float = 0.1
+
+
+def default_config(quick: bool) -> Config:
+    return Config(epochs=6) if quick else Config()
+
+
+def _label(name: str) -> str:
+    return NAMES.get(name, name)
+
+
+def run(ctx: SectionContext, cfg: Config) -> SectionResult:
+    from trainlab.train import accuracy, fit
+
+    missing = [o for o in cfg.optimizers if o not in cfg.surface_lr or o not in cfg.data_lr]
+    if missing:
+        from trainlab.errors import ConfigError
+
+        raise ConfigError(f"surface_lr and data_lr need a learning rate for {missing}")
+    surface = elongated_bowl(cfg.surface_a, cfg.surface_b)
+    schedules = {"": ("constant", {}), " + warm-up": ("warmup", {"warmup_steps": max(1, round(cfg.warmup_fraction * cfg.steps))})}
+    paths: dict[str, dict[str, Any]] = {}
+    for opt in cfg.optimizers:
+        for suffix, (sched, skw) in schedules.items():
+            path, losses = trajectory(surface, cfg.start, opt, {"lr": cfg.surface_lr[opt]}, cfg.steps, sched, skw)
+            hit = np.flatnonzero(losses < cfg.target_loss)
+            paths[_label(opt) + suffix] = {
+                "optimizer": opt, "warmup": bool(suffix), "lr": cfg.surface_lr[opt], "path": path,
+                "losses": losses, "final_loss": float(losses[-1]),
+                "steps_to_target": int(hit[0]) if len(hit) else None,
+            }
+
+    (x_tr, y_tr), (x_val, y_val) = ctx.data.flat()
+    torch.manual_seed(ctx.seed)
+    init = mlp(x_tr.shape[1], cfg.hidden).state_dict()
+    runs: dict[str, dict[str, Any]] = {}
+    for opt in cfg.optimizers:
+        with ctx.step(f"digits, {_label(opt)} with and without warm-up"):
+            for suffix, sched in (("", "constant"), (" + warm-up", "warmup")):
+                model = mlp(x_tr.shape[1], cfg.hidden)
+                model.load_state_dict(init)
+                skw = {}
+                if sched == "warmup":
+                    steps = cfg.epochs * -(-len(y_tr) // cfg.batch_size)
+                    skw = {"warmup_steps": max(1, round(cfg.warmup_fraction * steps))}
+                tc = ctx.train_config(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=opt,
+                                      optimizer_kwargs={"lr": cfg.data_lr[opt]}, scheduler=sched,
+                                      scheduler_kwargs=skw, restore_best=False)
+                try:
+                    hist = fit(model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy})
+                    train_loss, _ = loss_and_accuracy(model, x_tr, y_tr)
+                    val_loss, val_acc = loss_and_accuracy(model, x_val, y_val)
+                    curve, vcurve = hist["train_loss"], hist["val_loss"]
+                except TrainingDiverged:
+                    train_loss = val_loss = val_acc = math.nan
+                    curve, vcurve = [], []
+                runs[_label(opt) + suffix] = {
+                    "optimizer": opt, "warmup": sched == "warmup", "lr": cfg.data_lr[opt],
+                    "first_epoch_train_loss": curve[0] if curve else math.nan, "train_loss": train_loss,
+                    "val_loss": val_loss, "val_acc": val_acc, "train_curve": curve, "val_curve": vcurve,
+                }
+
+    base = _label(cfg.optimizers[0])
+    adaptive = [_label(o) for o in cfg.optimizers[1:]]
+    reached = {k: paths[k]["steps_to_target"] for k in adaptive}
+    surface_ok = paths[base]["steps_to_target"] is None and all(v is not None for v in reached.values())
+    best_data = min((k for k in runs if math.isfinite(runs[k]["val_loss"])), key=lambda k: runs[k]["val_loss"])
+    data_ok = all(_finite_less(runs[k]["val_loss"], runs[base]["val_loss"]) for k in adaptive)
+    warm_helps = {k: _finite_less(runs[k + " + warm-up"]["val_loss"], runs[k]["val_loss"]) for k in [base, *adaptive]}
+    warm_first = {k: _finite_less(runs[k + " + warm-up"]["first_epoch_train_loss"], runs[k]["first_epoch_train_loss"])
+                  for k in [base, *adaptive]}
+    n_warm = sum(warm_helps.values())
+    got = {k: v for k, v in reached.items() if v is not None}
+    text = (
+        f"On the bowl {base} is still at loss {paths[base]['final_loss']:.3g} after {cfg.steps} steps"
+        + (f" while {_and(list(got))} get below {cfg.target_loss:g} in {_and([str(v) for v in got.values()])} "
+           "steps" if got else "")
+        + (f" ({_and([k for k in reached if k not in got])} never)" if len(got) < len(reached) else "")
+        + f"; on the digits {best_data} ends with the lowest validation loss "
+        f"({runs[best_data]['val_loss']:.3f}, {base} {runs[base]['val_loss']:.3f}) and warm-up lowers "
+        f"it for {n_warm} of {len(warm_helps)} optimizers."
+    )
+    score = [surface_ok, data_ok, 2 * n_warm >= len(warm_helps)]
+    agrees = True if all(score) else (None if any(score) else False)
+    numbers = {
+        "surface": surface.formula,
+        "surface_runs": {k: {kk: vv for kk, vv in v.items() if kk not in ("path", "losses")} for k, v in paths.items()},
+        "data_runs": runs, "best_on_data": best_data, "adaptive_beats_sgd_on_surface": surface_ok,
+        "adaptive_beats_sgd_on_data": data_ok, "warmup_lowers_val_loss": warm_helps,
+        "warmup_lowers_first_epoch_loss": warm_first,
+    }
+    tables = [
+        Table(caption=f"The bowl {surface.formula}: {cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}); "
+              f"warm-up is linear over the first {schedules[' + warm-up'][1]['warmup_steps']} steps.",
+              columns=["optimizer", "lr", "final loss", f"steps to loss < {cfg.target_loss:g}"],
+              rows=[[k, v["lr"], v["final_loss"], v["steps_to_target"]] for k, v in paths.items()],
+              formats={"lr": "g", "final loss": ".3g"}),
+        Table(caption=f"The digits: MLP (hidden {cfg.hidden}), {cfg.epochs} epochs, batch {cfg.batch_size}; "
+              f"warm-up is linear over the first {cfg.warmup_fraction:.0%} of the updates.",
+              columns=["optimizer", "lr", "train loss, epoch 1", "final train loss", "val loss", "val accuracy"],
+              rows=[[k, v["lr"], v["first_epoch_train_loss"], v["train_loss"], v["val_loss"], v["val_acc"]]
+                    for k, v in runs.items()],
+              formats={"lr": "g", "train loss, epoch 1": ".3f", "final train loss": ".4f", "val loss": ".4f",
+                       "val accuracy": ".1%"}),
+    ]
+    figs = [_surface_figure(ctx, cfg, surface, paths), _data_figure(ctx, cfg, runs)]
+    return SectionResult(
+        number=ctx.number, key=KEY, title=TITLE, claim=CLAIM,
+        experiment=(
+            f"The bowl {surface.formula} is {cfg.surface_b / cfg.surface_a:g} times steeper across "
+            f"than along its valley. Each optimizer ({', '.join(_label(o) for o in cfg.optimizers)}; "
+            "trainlab's PyTorch-form implementations) runs from the same point with a learning rate "
+            f"that suits it, with and without linear warm-up over the first {cfg.warmup_fraction:.0%} "
+            f"of the steps. On the digits, an MLP (hidden {cfg.hidden}) trains for {cfg.epochs} "
+            "epochs from the same initial weights with each optimizer, with and without warm-up."
+        ),
+        figures=figs, tables=tables, verdict=Verdict(text, agrees), numbers=numbers,
+        notes=["Warm-up lowered the first epoch's training loss for "
+               + (", ".join(k for k, v in warm_first.items() if v) or "no optimizer")
+               + f" and the final validation loss for {', '.join(k for k, v in warm_helps.items() if v) or 'none'}. "
+               "On a convex bowl warm-up can only slow convergence down; its purpose is the start "
+               "of training deep networks."],
+    )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
+def _finite_less(a: float, b: float) -> bool:
+    if not math.isfinite(a):
+        return False
+    return not math.isfinite(b) or a < b
+
+
+def _surface_figure(ctx: SectionContext, cfg: Config, surface: Any, paths: dict[str, Any]) -> Any:
+    fig, axes = subplots(3, width=4.4, height=3.6)
+    plain = {k: v["path"] for k, v in paths.items() if not v["warmup"]}
+    warm = {k: v["path"] for k, v in paths.items() if v["warmup"]}
+    draw_surface(axes[0, 0], surface, plain, title="Without warm-up", every=2)
+    draw_surface(axes[0, 1], surface, warm, title="With warm-up", every=2)
+    ax = axes[0, 2]
+    for i, opt in enumerate(cfg.optimizers):
+        for k, v in paths.items():
+            if v["optimizer"] == opt:
+                ax.semilogy(np.maximum(v["losses"], 1e-16), color=PALETTE[i % len(PALETTE)],
+                            ls="--" if v["warmup"] else "-", label=k)
+    ax.axhline(cfg.target_loss, color="grey", ls=":", lw=1)
+    ax.set(title="Loss per step", xlabel="step", ylabel="L(w)")
+    ax.legend(fontsize=7.5)
+    return ctx.save_figure(fig, "surface", f"Paths on {surface.formula} (note the unequal axes: the "
+                           "valley is long and narrow) and the loss per step (dashed: with warm-up; "
+                           f"dotted line: loss {cfg.target_loss:g}).", width=960)
+
+
+def _data_figure(ctx: SectionContext, cfg: Config, runs: dict[str, Any]) -> Any:
+    fig, axes = subplots(2, width=4.6, height=3.5)
+    for j, key in enumerate(("train_curve", "val_curve")):
+        ax = axes[0, j]
+        for i, opt in enumerate(cfg.optimizers):
+            for k, v in runs.items():
+                if v["optimizer"] == opt and v[key]:
+                    ax.semilogy(range(1, len(v[key]) + 1), v[key], color=PALETTE[i % len(PALETTE)],
+                                ls="--" if v["warmup"] else "-", label=k)
+        ax.set(title="Training loss" if j == 0 else "Validation loss", xlabel="epoch", ylabel="loss")
+    axes[0, 0].legend(fontsize=7.5)
+    return ctx.save_figure(fig, "training", f"The digits: the MLP (hidden {cfg.hidden}) with each "
+                           "optimizer (dashed: with warm-up).", width=860)
