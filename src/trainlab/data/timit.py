@@ -235,7 +235,7 @@ def load_labels(path: str | Path, num_rows: int) -> np.ndarray:
             bad = next(
                 v for v in np.unique(np.asarray(y)) if not str(v).strip().lstrip("-").isdigit()
             )
-            raise DataError(path, f"label {bad!r} is not a class number 0..38") from None
+            raise DataError(path, f"label {str(bad)!r} is not a class number 0..38") from None
     elif y.dtype.kind in "iu":
         out = np.asarray(y).astype(np.int64)
     else:
