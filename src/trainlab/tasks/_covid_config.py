@@ -1,0 +1,199 @@
+"""Settings of the COVID task: a typed :class:`CovidConfig`, named presets, TOML/JSON loading.
+
+``sample`` reproduces the course's sample code (ML2021 Spring HW1): all 93 inputs, ``93-64-1``
+ReLU, SGD (lr 1e-3, momentum 0.9), batch 270, MSE on the raw target, at most 3000 epochs, early
+stopping after 200 epochs without improvement on the every-10th-row split. ``default`` is the best
+setting found with blocked cross-validation (see ``configs/covid_default.toml`` and the search
+notes in the task's documentation).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainlab.config import from_dict, read_mapping, to_dict
+from trainlab.data._covid_folds import FOLD_SCHEMES
+from trainlab.errors import ConfigError
+from trainlab.tasks._covid_model import LOSSES
+from trainlab.train import TrainConfig
+
+
+@dataclass
+class ModelConfig:
+    """The MLP: hidden widths, activation, batch norm, dropout, linear skip path."""
+
+    widths: list[int] = field(default_factory=lambda: [16])
+    activation: str = "gelu"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    linear_skip: bool = False
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(
+        epochs=200,
+        batch_size=4096,  # full batch: ~1,600 rows per fold
+        optimizer="adam",
+        optimizer_kwargs={"lr": 3e-3},
+        weight_decay=0.0,
+        device="cpu",  # a 2,000-row MLP is faster on the CPU than a GPU launch queue
+        restore_best=False,
+        checkpoint=False,
+        quiet=True,
+    )
+
+
+@dataclass
+class CovidConfig:
+    """Everything a COVID run needs; every run writes its resolved copy to ``config.json``.
+
+    Attributes:
+        features: feature set (``all``, ``no_states``, ``survey14``, ``select:K``, ``cols:a,b``).
+        target: ``raw`` (predict tested_positive) or ``delta`` (predict its change from day D-1;
+            the prediction adds the previous day back).
+        standardize_target: train on the z-scored target (statistics of the training fold).
+        loss: ``mse``, ``huber`` or ``l1`` (validation is always reported as MSE).
+        huber_delta: Huber threshold, in the units the model is trained in.
+        l1: L1 penalty on the weight matrices.
+        l2: L2 penalty on the weight matrices (``train.weight_decay`` is the optimizer's own).
+        model: the network.
+        train: the Trainer's settings (epochs, batch, optimizer, schedule, early stopping).
+        validation: scheme whose folds train the ensemble and choose defaults (``blocked``).
+        report: schemes evaluated and reported (same folds for the model and references).
+        folds: k of the k-fold schemes.
+        gap: windows left out between a blocked validation chunk and training (None: days - 1).
+        seed: base seed (fold shuffling, initialisation); member j of a fold uses ``seed + j``.
+        ensemble_seeds: networks per fold, averaged.
+        ridge_alphas: the grid the ridge reference picks its alpha from by inner blocked CV.
+        plot: write learning curves (PNG).
+    """
+
+    features: str = "survey14"
+    target: str = "delta"
+    standardize_target: bool = True
+    loss: str = "huber"
+    huber_delta: float = 1.0
+    l1: float = 0.0
+    l2: float = 0.0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=_default_train)
+    validation: str = "blocked"
+    report: list[str] = field(default_factory=lambda: list(FOLD_SCHEMES))
+    folds: int = 5
+    gap: int | None = None
+    seed: int = 0
+    ensemble_seeds: int = 3
+    ridge_alphas: list[float] = field(
+        default_factory=lambda: [0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]
+    )
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        if self.target not in ("raw", "delta"):
+            raise ConfigError(f"target must be 'raw' or 'delta', got {self.target!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        for scheme in (self.validation, *self.report):
+            if scheme not in FOLD_SCHEMES:
+                raise ConfigError(
+                    f"unknown validation scheme {scheme!r}; choose one of: {', '.join(FOLD_SCHEMES)}"
+                )
+        if self.validation not in self.report:
+            self.report = [self.validation, *self.report]
+        if self.folds < 2:
+            raise ConfigError(f"folds must be at least 2, got {self.folds}")
+        if self.ensemble_seeds < 1:
+            raise ConfigError(f"ensemble_seeds must be at least 1, got {self.ensemble_seeds}")
+        if self.gap is not None and self.gap < 0:
+            raise ConfigError(f"gap must be >= 0, got {self.gap}")
+        if not self.ridge_alphas or any(a <= 0 for a in self.ridge_alphas):
+            raise ConfigError("ridge_alphas must be a non-empty list of positive numbers")
+
+
+def _sample() -> CovidConfig:
+    return CovidConfig(
+        features="all",
+        target="raw",
+        standardize_target=False,
+        loss="mse",
+        model=ModelConfig(widths=[64], activation="relu"),
+        train=TrainConfig(
+            epochs=3000,
+            batch_size=270,
+            optimizer="sgd",
+            optimizer_kwargs={"lr": 1e-3, "momentum": 0.9},
+            patience=200,
+            restore_best=True,  # the course keeps the weights of the best dev epoch
+            device="cpu",
+            checkpoint=False,
+            quiet=True,
+        ),
+        validation="course",
+        ensemble_seeds=1,
+    )
+
+
+def _default() -> CovidConfig:
+    return CovidConfig()
+
+
+PRESETS = {
+    "default": (_default, "the best setting found with blocked cross-validation"),
+    "sample": (
+        _sample,
+        "the course's sample code: 93-64-1 ReLU, SGD momentum, every-10th-row split",
+    ),
+}
+
+
+def preset(name: str) -> CovidConfig:
+    """A fresh copy of the preset ``name`` (``default`` or ``sample``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name][0]()
+
+
+def load_covid_config(
+    path: str | Path | None = None,
+    preset_name: str | None = None,
+    seed: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> CovidConfig:
+    """The preset (``default`` if none), updated from a TOML/JSON file, then from ``seed``.
+
+    Tables in the file (``[model]``, ``[train]``) update the preset's tables key by key, so a file
+    may set only ``train.epochs``. A file may name its base with ``preset = "sample"``.
+
+    Args:
+        path: a ``.toml`` or ``.json`` file, or None.
+        preset_name: the base preset; overrides the file's ``preset`` key.
+        seed: the base seed (the ensemble members' seeds follow it).
+        overrides: further settings (nested tables merge like the file's).
+    """
+    data: dict[str, Any] = read_mapping(path) if path is not None else {}
+    base_name = preset_name or data.pop("preset", None) or "default"
+    data.pop("preset", None)
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: preset must be a name")
+    merged = to_dict(preset(base_name))
+    _merge(merged, data)
+    _merge(merged, overrides or {})
+    if seed is not None:
+        merged["seed"] = seed
+    merged["train"]["seed"] = merged["seed"]
+    return from_dict(CovidConfig, merged, source=str(path) if path is not None else "config")
+
+
+def _merge(base: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if (
+            isinstance(value, dict)
+            and isinstance(base.get(key), dict)
+            and key in ("model", "train")
+        ):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)

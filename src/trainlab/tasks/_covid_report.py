@@ -1,0 +1,149 @@
+"""The COVID run's report: the validation table, ``metrics.json`` content and learning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab._io import atomic_write_with
+from trainlab.tasks._covid_cv import REFERENCES, Member, SchemeResult
+
+_LABELS = {
+    "model": "model",
+    "mean": "mean (training mean)",
+    "persistence": "persistence (day D-1)",
+    "ridge": "ridge (alpha by inner CV)",
+    "ridge_tuned": "ridge (best alpha on folds)",
+}
+
+
+def metrics_dict(results: dict[str, SchemeResult], y: np.ndarray) -> dict[str, Any]:
+    """Per scheme and predictor: pooled MSE, per-fold MSE, their spread; ridge alphas; fold sizes."""
+    out: dict[str, Any] = {}
+    for scheme, r in results.items():
+        entry: dict[str, Any] = {}
+        for name in ("model", *REFERENCES):
+            folds = r.fold_mse[name]
+            entry[name] = {
+                "mse": r.mse(y, name),
+                "fold_mse": folds,
+                "fold_std": float(np.std(folds)) if len(folds) > 1 else 0.0,
+            }
+        entry["ridge"]["alphas"] = r.ridge_alphas
+        entry["ridge_tuned"]["alpha"] = r.ridge_tuned_alpha
+        if scheme == "blocked":
+            # the last chunk of every state: a forecast of the latest period, like the held-out days
+            entry["last_block"] = {n: r.fold_mse[n][-1] for n in ("model", *REFERENCES)}
+        entry["model_beats_ridge_folds"] = int(
+            sum(m < g for m, g in zip(r.fold_mse["model"], r.fold_mse["ridge_tuned"]))
+        )
+        entry["n_folds"] = len(r.folds)
+        entry["val_rows"] = [len(f.val) for f in r.folds]
+        entry["train_rows"] = [len(f.train) for f in r.folds]
+        entry["seconds"] = r.seconds
+        out[scheme] = entry
+    return out
+
+
+def format_table(metrics: dict[str, Any], model_label: str, early_stopped_on_val: bool) -> str:
+    """A plain-text table: rows are predictors, columns the validation schemes (MSE)."""
+    schemes = list(metrics)
+    cols = [f"{s} ({metrics[s]['n_folds']})" if metrics[s]["n_folds"] > 1 else s for s in schemes]
+    if "blocked" in metrics:
+        cols.append("blocked last")
+    width = max(len(model_label), *(len(v) for v in _LABELS.values())) + 2
+    lines = ["validation MSE (lower is better; same folds for every row)"]
+    lines.append(" " * width + "".join(f"{c:>17}" for c in cols))
+    for name in ("model", *REFERENCES):
+        label = model_label if name == "model" else _LABELS[name]
+        cells = []
+        for s in schemes:
+            e = metrics[s][name]
+            cell = f"{e['mse']:.4f}"
+            if metrics[s]["n_folds"] > 1:
+                cell += f" ±{e['fold_std']:.3f}"
+            cells.append(f"{cell:>17}")
+        if "blocked" in metrics:
+            cells.append(f"{metrics['blocked']['last_block'][name]:>17.4f}")
+        lines.append(f"{label:<{width}}" + "".join(cells))
+    notes = [
+        "± = std over folds; 'blocked last' = the last time chunk of every state (a forecast).",
+    ]
+    if "blocked" in metrics:
+        b = metrics["blocked"]
+        notes.append(
+            f"blocked: the model beats the tuned ridge on {b['model_beats_ridge_folds']} of "
+            f"{b['n_folds']} folds; inner-CV ridge alphas {', '.join(f'{a:g}' for a in b['ridge']['alphas'])}; "
+            f"tuned alpha {b['ridge_tuned']['alpha']:g}."
+        )
+    if early_stopped_on_val:
+        notes.append(
+            "the model was early-stopped on each validation fold (as in the course), so its "
+            "numbers are optimistic."
+        )
+    return "\n".join(lines + notes)
+
+
+def plot_curves(members: list[Member], path: Path, title: str) -> None:
+    """Training and validation MSE per epoch of each fold's first member, one panel per fold."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    curves = [m for m in members if m.history is not None and "train_mse" in m.history.keys()]
+    if not curves:
+        return
+    n = len(curves)
+    cols = min(n, 5)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False, sharey=True
+    )
+    for ax, m in zip(axes.flat, curves):
+        h = m.history
+        assert h is not None
+        epochs = h["epoch"]
+        ax.plot(epochs, h["train_mse"], label="train", lw=1.2)
+        if "val_mse" in h.keys():
+            ax.plot(epochs, h["val_mse"], label="validation", lw=1.2)
+        if h.best_epoch is not None and m.model is not None and h.stopped_early:
+            ax.axvline(h.best_epoch, color="grey", ls=":", lw=1)
+        ax.set_title(m.fold, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("MSE")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110))
+    plt.close(fig)
+
+
+def plot_predictions(y: np.ndarray, oof: dict[str, np.ndarray], path: Path, scheme: str) -> None:
+    """Out-of-fold predicted vs true ``tested_positive`` for the model and ridge."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
+    lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
+    for ax, name in zip(axes, ("model", "ridge")):
+        p = oof[name]
+        ok = ~np.isnan(p)
+        ax.scatter(y[ok], p[ok], s=4, alpha=0.4)
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
+        ax.set_title(
+            f"{name}: {scheme} out-of-fold, MSE {np.mean((p[ok] - y[ok]) ** 2):.3f}", fontsize=9
+        )
+        ax.set_xlabel("true tested_positive")
+    axes[0].set_ylabel("predicted")
+    fig.tight_layout()
+    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110))
+    plt.close(fig)

@@ -1,0 +1,196 @@
+"""Reading, validating and featurising the COVID files (generated data in the exact layouts, and the
+real files where present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainlab.data._covid_synth import synthetic_covid
+from trainlab.data.covid import (
+    LAYOUTS,
+    Standardizer,
+    load_covid_dir,
+    read_covid,
+    select_features,
+    time_order,
+)
+from trainlab.errors import ConfigError, DataError
+
+
+@pytest.fixture(params=["2021", "2022"])
+def synth(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
+    synthetic_covid(tmp_path, layout=request.param, n_states=4, train_windows=12, test_windows=5)
+    return tmp_path, request.param
+
+
+def _rewrite(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n")
+
+
+def test_reads_both_layouts_with_unique_readable_names(synth: tuple[Path, str]) -> None:
+    folder, name = synth
+    train, test = load_covid_dir(folder)
+    lay = LAYOUTS[name]
+    assert train.layout is lay and test.layout is lay
+    n_inputs = len(lay.states) + lay.n_days * len(lay.features) - 1
+    assert train.X.shape == (4 * 12, n_inputs) and test.X.shape == (4 * 5, n_inputs)
+    assert list(train.X.columns) == list(test.X.columns)
+    assert train.X.columns.is_unique
+    assert "cli_d1" in train.X.columns and f"tested_positive_d{lay.n_days - 1}" in train.X.columns
+    assert lay.target == f"tested_positive_d{lay.n_days}" and lay.target not in train.X.columns
+    assert train.y is not None and test.y is None
+    raw = pd.read_csv(folder / "covid.train.csv")
+    np.testing.assert_allclose(train.y, raw.iloc[:, -1].to_numpy())
+    np.testing.assert_array_equal(test.ids, pd.read_csv(folder / "covid.test.csv")["id"].to_numpy())
+    # persistence is the day before the target
+    np.testing.assert_allclose(train.persistence(), raw.iloc[:, -1 - len(lay.features)].to_numpy())
+
+
+def test_test_file_holding_the_target_is_rejected(synth: tuple[Path, str]) -> None:
+    folder, _ = synth
+    with pytest.raises(DataError, match=r"covid\.train\.csv: a test file must not hold the target"):
+        read_covid(folder / "covid.train.csv", train=False)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda ls: [",".join(ls[0].split(",")[:-1])] + [",".join(r.split(",")[:-1]) for r in ls[1:]],
+         r"missing column\(s\) tested_positive_d"),
+        (lambda ls: [ls[0] + ",extra"] + [r + ",1" for r in ls[1:]], r"unexpected column\(s\) extra"),
+        (lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ",abc"] + ls[2:],
+         r"non-numeric value 'abc' in column 'tested_positive_d\d' at row 1 \(line 2\)"),
+        (lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ",nan"] + ls[2:], r"non-finite value 'nan'"),
+        (lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ",inf"] + ls[2:], r"non-finite value 'inf'"),
+        (lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ","] + ls[2:], r"empty cell in column"),
+        (lambda ls: [ls[0]], r"no data rows"),
+        (lambda ls: [], r"file is empty"),
+        (lambda ls: [ls[0], ls[1], ls[1]] + ls[3:], r"duplicate id 0"),
+    ],
+)
+def test_malformed_training_files_raise_one_clear_error(
+    synth: tuple[Path, str], edit, message: str  # type: ignore[no-untyped-def]
+) -> None:
+    folder, _ = synth
+    path = folder / "covid.train.csv"
+    _rewrite(path, edit)
+    with pytest.raises(DataError, match=message) as info:
+        read_covid(path, train=True)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_broken_one_hot_is_named(synth: tuple[Path, str]) -> None:
+    folder, name = synth
+    path = folder / "covid.test.csv"
+    n_states = len(LAYOUTS[name].states)
+
+    def no_state(lines: list[str]) -> list[str]:
+        cells = lines[3].split(",")
+        cells[1 : 1 + n_states] = ["0"] * n_states
+        return lines[:3] + [",".join(cells)] + lines[4:]
+
+    _rewrite(path, no_state)
+    with pytest.raises(DataError, match=r"row 3 \(line 4\): the state columns must be one-hot"):
+        read_covid(path, train=False)
+
+
+def test_missing_folder_and_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="data folder not found"):
+        load_covid_dir(tmp_path / "nope")
+    (tmp_path / "covid.train.csv").write_text("id\n")
+    with pytest.raises(DataError, match=r"missing covid\.test\.csv"):
+        load_covid_dir(tmp_path)
+
+
+def test_feature_sets(synth: tuple[Path, str]) -> None:
+    folder, name = synth
+    train, _ = load_covid_dir(folder)
+    lay = LAYOUTS[name]
+    n_day = lay.n_days * len(lay.features) - 1
+    assert len(select_features("all", train)) == len(lay.states) + n_day
+    assert select_features("no_states", train) == [c for c in train.X.columns if c not in lay.states]
+    survey = select_features("survey14", train)
+    assert len(survey) == 5 * lay.n_days - 1  # 4 survey features per day + earlier tested_positive
+    assert "tested_positive_d1" in survey and lay.target not in survey
+    assert select_features("cols:cli_d1,ili_d2", train) == ["cli_d1", "ili_d2"]
+    assert len(select_features("select:5", train)) == 5
+    for bad in ("select:0", "select:x", "bogus", "cols:nope"):
+        with pytest.raises(ConfigError):
+            select_features(bad, train)
+
+
+def test_select_k_scores_the_training_rows_only(tmp_path: Path) -> None:
+    synthetic_covid(tmp_path, n_states=3, train_windows=20, test_windows=3)
+    train, _ = load_covid_dir(tmp_path)
+    assert train.y is not None
+    # 'shop_d1' equals the target on the first 30 rows and is noise elsewhere: only a score
+    # computed on exactly those rows ranks it first.
+    x = train.X.copy()
+    x["shop_d1"] = np.random.default_rng(0).normal(size=len(x))
+    x.loc[:29, "shop_d1"] = train.y[:30]
+    leaky = type(train)(train.path, train.layout, train.ids, x, train.y)
+    assert select_features("select:1", leaky, np.arange(30)) == ["shop_d1"]
+    assert "shop_d1" not in select_features("select:3", leaky, np.arange(30, len(x)))
+
+
+def test_standardizer_uses_training_statistics_unchanged(synth: tuple[Path, str]) -> None:
+    folder, _ = synth
+    train, test = load_covid_dir(folder)
+    cols = select_features("all", train)
+    rows = np.arange(20)
+    sc = Standardizer.fit(train.X.iloc[rows][cols], skip=train.layout.states)
+    z = sc.transform(train.X.iloc[rows])
+    day = [i for i, c in enumerate(cols) if c not in train.layout.states]
+    states = [i for i, c in enumerate(cols) if c in train.layout.states]
+    np.testing.assert_allclose(z[:, day].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_array_equal(z[:, states], train.X.iloc[rows][list(train.layout.states)].to_numpy())
+    zt = sc.transform(test.X)
+    expected = (test.X[cols].to_numpy() - sc.mean) / sc.std
+    np.testing.assert_allclose(zt, expected, rtol=1e-5, atol=1e-5)
+    again = Standardizer.from_state_dict(sc.state_dict())
+    np.testing.assert_array_equal(again.transform(test.X), zt)
+
+
+def test_time_order_recovers_shuffled_windows(tmp_path: Path) -> None:
+    synthetic_covid(tmp_path, n_states=5, train_windows=15, test_windows=4, seed=3)
+    train, _ = load_covid_dir(tmp_path)
+    truth = time_order(train)
+    # the generated training file is in time order within each state
+    for s in np.unique(train.state):
+        np.testing.assert_array_equal(truth[train.state == s], np.arange(15))
+    perm = np.random.default_rng(0).permutation(len(train))
+    shuffled = type(train)(train.path, train.layout, train.ids[perm],
+                           train.X.iloc[perm].reset_index(drop=True), train.y[perm])
+    np.testing.assert_array_equal(time_order(shuffled), truth[perm])
+
+
+def test_real_2021_and_2022_files(shared_data: Path) -> None:
+    d21, d22 = shared_data / "covid", shared_data / "covid2022"
+    if not (d21 / "covid.train.csv").is_file() or not (d22 / "covid.train.csv").is_file():
+        pytest.skip(f"covid data not found under {shared_data}")
+    train, test = load_covid_dir(d21)
+    assert train.layout.name == "2021" and train.X.shape == (2060, 93) and test.X.shape == (893, 93)
+    order = time_order(train)
+    # the file lists each state's windows in time order; consecutive windows share two days
+    for s in range(40):
+        rows = np.flatnonzero(train.state == s)
+        np.testing.assert_array_equal(order[rows], np.arange(len(rows)))
+    first = np.flatnonzero(train.state == 0)
+    np.testing.assert_array_equal(
+        train.X["cli_d2"].to_numpy()[first[:-1]], train.X["cli_d1"].to_numpy()[first[1:]]
+    )
+    train22, test22 = load_covid_dir(d22)
+    assert train22.layout.name == "2022" and train22.X.shape == (2699, 116) and len(test22) == 1078
+    o22 = time_order(train22)
+    # the 2022 file is shuffled: chained rows must overlap by four days
+    for s in range(3):
+        rows = np.flatnonzero(train22.state == s)
+        rows = rows[np.argsort(o22[rows])]
+        a, b = train22.X.iloc[rows[:-1]], train22.X.iloc[rows[1:]]
+        share = np.mean(a["cli_d2"].to_numpy() == b["cli_d1"].to_numpy())
+        assert share > 0.9
