@@ -324,7 +324,9 @@ def split_by_utterance(
     if val_ratio == 0.0 or len(utts) < 2:
         return np.sort(order), np.zeros(0, dtype=np.int64)
     covered = np.cumsum(utts.lengths[order])
-    n_val = int(np.searchsorted(covered, val_ratio * utts.num_rows)) + 1
+    target = val_ratio * utts.num_rows
+    # the number of utterances whose frames come closest to the target share
+    n_val = int(np.argmin(np.abs(covered - target))) + 1
     n_val = min(max(n_val, 1), len(utts) - 1)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 

@@ -169,7 +169,11 @@ def fit_member(
 
 
 def ridge_reference(
-    cfg: CovidConfig, frame: CovidFrame, order: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray
+    cfg: CovidConfig,
+    frame: CovidFrame,
+    order: np.ndarray,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Ridge on ``train_rows``: the prediction for ``val_rows`` with alpha chosen by inner blocked
     CV on ``train_rows``, that alpha, and (A, N_val) predictions for every alpha of the grid."""
@@ -183,7 +187,11 @@ def ridge_reference(
     t = frame.y - base
     state = frame.state
     inner = make_folds(
-        "blocked", state[train_rows], order[train_rows], k=max(2, cfg.folds - 1), gap=_gap(cfg, frame)
+        "blocked",
+        state[train_rows],
+        order[train_rows],
+        k=max(2, cfg.folds - 1),
+        gap=_gap(cfg, frame),
     )
     inner_se = []
     for alpha in cfg.ridge_alphas:
@@ -193,10 +201,13 @@ def ridge_reference(
             model = Ridge(alpha=alpha).fit(x[tr], t[tr])
             se += float(((model.predict(x[va]) - t[va]) ** 2).sum())
         inner_se.append(se)
-    grid = np.stack([
-        Ridge(alpha=alpha).fit(x[train_rows], t[train_rows]).predict(x[val_rows]) + base[val_rows]
-        for alpha in cfg.ridge_alphas
-    ])
+    grid = np.stack(
+        [
+            Ridge(alpha=alpha).fit(x[train_rows], t[train_rows]).predict(x[val_rows])
+            + base[val_rows]
+            for alpha in cfg.ridge_alphas
+        ]
+    )
     best = int(np.argmin(inner_se))
     return grid[best], cfg.ridge_alphas[best], grid
 
@@ -256,7 +267,9 @@ def cross_validate(
         oof["model"][fold.val] = np.mean(preds, axis=0)
         oof["mean"][fold.val] = y[fold.train].mean()
         oof["persistence"][fold.val] = frame.persistence()[fold.val]
-        oof["ridge"][fold.val], alpha, grid = ridge_reference(cfg, frame, order, fold.train, fold.val)
+        oof["ridge"][fold.val], alpha, grid = ridge_reference(
+            cfg, frame, order, fold.train, fold.val
+        )
         result.ridge_alphas.append(alpha)
         ridge_grid[:, fold.val] = grid
         for k in names:
@@ -273,7 +286,9 @@ def cross_validate(
     ok = ~np.isnan(ridge_grid[0])
     best = int(np.argmin(((ridge_grid[:, ok] - y[ok]) ** 2).mean(axis=1)))
     oof["ridge_tuned"] = ridge_grid[best]
-    fold_mse["ridge_tuned"] = [float(np.mean((ridge_grid[best, f.val] - y[f.val]) ** 2)) for f in folds]
+    fold_mse["ridge_tuned"] = [
+        float(np.mean((ridge_grid[best, f.val] - y[f.val]) ** 2)) for f in folds
+    ]
     result.ridge_tuned_alpha = cfg.ridge_alphas[best]
     result.seconds = time.perf_counter() - t0
     return result

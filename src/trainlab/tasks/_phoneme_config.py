@@ -39,6 +39,7 @@ class PhonemeConfig:
         seed: seeds the split, initialisation and shuffling.
         device: ``auto``, ``cpu``, ``cuda``, ``mps``.
         amp: bf16 autocast on CUDA.
+        threads: CPU threads for PyTorch (0 = PyTorch's default; 1 is fastest on a busy machine).
         smoothing: post-processing for predictions: ``none``, ``median``, ``majority``,
             ``viterbi`` or ``auto`` (the best of them on the validation utterances).
         median_windows: window sizes tried for the median/majority filters (best kept).
@@ -73,6 +74,7 @@ class PhonemeConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+    threads: int = 0
     smoothing: str = "auto"
     median_windows: list[int] = field(default_factory=lambda: [3, 5, 7, 9])
     transition_weights: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0, 3.0])

@@ -32,7 +32,8 @@ def transition_matrix(
         alpha: add-alpha smoothing of the counts, so unseen transitions stay possible.
 
     Returns:
-        (C, C) float64, row ``i`` = ``P(next = j | current = i)``; rows sum to 1.
+        (C, C) float64, row ``i`` = ``P(next = j | current = i)``; rows sum to 1 (uniform for a
+        class with no observed successor and ``alpha=0``).
     """
     labels = np.asarray(labels, dtype=np.int64)
     same_utt = np.ones(len(labels), dtype=bool)
@@ -41,7 +42,9 @@ def transition_matrix(
     prev = labels[:-1][same_utt[1:]]
     counts = np.bincount(prev * num_classes + cur, minlength=num_classes**2).astype(np.float64)
     counts = counts.reshape(num_classes, num_classes) + alpha
-    return counts / counts.sum(axis=1, keepdims=True)
+    totals = counts.sum(axis=1, keepdims=True)
+    # a class never seen leaving: any next class is equally likely
+    return np.where(totals > 0, counts / np.maximum(totals, 1e-300), 1.0 / num_classes)
 
 
 def class_prior(
@@ -110,17 +113,31 @@ def viterbi_decode(
     lp = torch.as_tensor(np.asarray(log_probs), dtype=torch.float32)
     if prior_scale and log_prior is not None:
         lp = lp - prior_scale * torch.as_tensor(log_prior, dtype=torch.float32)
-    trans = transition_weight * torch.as_tensor(log_transitions, dtype=torch.float32)  # (C, C)
+    # trans_t[j, i] = weight * log A[i, j]: the reduction over i runs along contiguous memory
+    trans_t = (
+        transition_weight * torch.as_tensor(log_transitions, dtype=torch.float32).T.contiguous()
+    )
     out = np.empty(len(lp), dtype=np.int64)
     order = np.argsort(utts.lengths, kind="stable")  # similar lengths share a batch
-    for lo in range(0, len(order), batch_utterances):
-        which = order[lo : lo + batch_utterances]
-        _viterbi_batch(lp, utts.starts[which], utts.lengths[which], trans, out)
+    threads = torch.get_num_threads()
+    # thousands of tiny sequential ops: extra threads only add synchronisation (and stall badly
+    # on a busy machine)
+    torch.set_num_threads(1)
+    try:
+        for lo in range(0, len(order), batch_utterances):
+            which = order[lo : lo + batch_utterances]
+            _viterbi_batch(lp, utts.starts[which], utts.lengths[which], trans_t, out)
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
 def _viterbi_batch(
-    lp: torch.Tensor, starts: np.ndarray, lengths: np.ndarray, trans: torch.Tensor, out: np.ndarray
+    lp: torch.Tensor,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    trans_t: torch.Tensor,
+    out: np.ndarray,
 ) -> None:
     b, t_max, c = len(starts), int(lengths.max()), lp.shape[1]
     rows = _padded_rows(starts, lengths, t_max)  # (B, T), -1 where padded
@@ -129,8 +146,8 @@ def _viterbi_batch(
     score = emis[:, 0].clone()  # (B, C)
     back = torch.zeros((b, t_max, c), dtype=torch.int64)
     for t in range(1, t_max):
-        # cand[b, i, j]: best path ending in i at t-1, then i -> j
-        best, arg = (score[:, :, None] + trans[None]).max(dim=1)  # (B, C)
+        # cand[b, j, i]: best path ending in i at t-1, then i -> j
+        best, arg = (score[:, None, :] + trans_t[None]).max(dim=2)  # (B, C, C) -> (B, C)
         new = best + emis[:, t]
         live = alive[:, t, None]
         score = torch.where(live, new, score)

@@ -126,7 +126,9 @@ def _small_model_threads() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _train(cfg: CovidConfig, data_dir: Path, out: Path, log: Callable[[str], None] | None) -> CovidRun:
+def _train(
+    cfg: CovidConfig, data_dir: Path, out: Path, log: Callable[[str], None] | None
+) -> CovidRun:
     t0 = time.perf_counter()
     train, test = load_covid_dir(data_dir)
     assert train.y is not None

@@ -10,6 +10,7 @@ model to any feature file; ``load_for_diagnosis`` hands a saved model to ``train
 from __future__ import annotations
 
 import json
+import pickle
 import time
 import warnings
 from dataclasses import asdict
@@ -86,6 +87,8 @@ def train_phoneme(
     from trainlab.train import fit
 
     cfg = config or preset("mlp")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.json")
@@ -221,16 +224,22 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     net = build_model(cfg)
     try:
         state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
         transitions = np.load(
             folder / info.get("transitions", TRANSITIONS_FILE), allow_pickle=False
         )
         prior = np.load(folder / info.get("prior", PRIOR_FILE), allow_pickle=False)
     except FileNotFoundError as e:
         raise DataError(e.filename, "missing file of the saved model") from None
-    except (RuntimeError, ValueError, OSError, EOFError) as e:
+    except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError):
         raise DataError(
-            folder, f"the saved model does not load: {str(e).splitlines()[0]}"
+            folder, f"the saved model does not load: {MODEL_FILE} or the .npy files are corrupt"
+        ) from None
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise DataError(
+            folder / MODEL_FILE,
+            f"the weights do not fit the architecture in {INFO_FILE}: {str(e).splitlines()[0]}",
         ) from None
     if transitions.shape != (NUM_CLASSES, NUM_CLASSES) or prior.shape != (NUM_CLASSES,):
         raise DataError(folder, "transitions.npy/prior.npy have the wrong shape")
