@@ -14,7 +14,8 @@ from trainlab.nn import BatchNorm, BatchNorm1d, BatchNorm2d, batch_norm
 
 F64 = torch.float64
 TOL = {"rtol": 1e-6, "atol": 1e-6}
-SHAPES = [(16, 5), (8, 5, 7), (6, 5, 4, 3), (4, 5, 10, 10)]  # (4, 5, 10, 10) takes the bmm path
+# Each reduction path: (200, 5) sums N in blocks (and a remainder), (4, 5, 10, 10) by rows.
+SHAPES = [(16, 5), (200, 5), (8, 5, 7), (6, 5, 4, 3), (4, 5, 10, 10)]
 
 
 def _pair(shape: tuple[int, ...], **kwargs: object) -> tuple[nn.Module, nn.Module]:
@@ -190,13 +191,15 @@ def test_buffers_and_to_dtype() -> None:
     torch.testing.assert_close(y.float(), expected, atol=5e-2, rtol=5e-2)
 
 
-def test_float32_accuracy_with_large_mean() -> None:
+@pytest.mark.parametrize("shape", [(64, 8, 6, 6), (1000, 8)])
+def test_float32_accuracy_with_large_mean(shape) -> None:  # type: ignore[no-untyped-def]
     # Two-pass statistics: a mean 100x the spread must not ruin float32 results.
     torch.manual_seed(5)
-    x64 = torch.randn(64, 8, 6, 6, dtype=F64) + 100
+    x64 = torch.randn(shape, dtype=F64) + 100
     dy64 = torch.randn_like(x64)
-    ref = _run(BatchNorm2d(8).to(F64), x64, dy64)
-    got = _run(BatchNorm2d(8), x64.float(), dy64.float())
+    cls = BatchNorm2d if len(shape) == 4 else BatchNorm1d
+    ref = _run(cls(8).to(F64), x64, dy64)
+    got = _run(cls(8), x64.float(), dy64.float())
     torch.testing.assert_close(got["y"].double(), ref["y"], atol=1e-3, rtol=0)
     torch.testing.assert_close(got["dx"].double(), ref["dx"], atol=1e-3, rtol=1e-3)
     torch.testing.assert_close(
