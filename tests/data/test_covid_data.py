@@ -60,11 +60,20 @@ def test_test_file_holding_the_target_is_rejected(synth: tuple[Path, str]) -> No
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda ls: [",".join(ls[0].split(",")[:-1])] + [",".join(r.split(",")[:-1]) for r in ls[1:]],
-         r"missing column\(s\) tested_positive_d"),
-        (lambda ls: [ls[0] + ",extra"] + [r + ",1" for r in ls[1:]], r"unexpected column\(s\) extra"),
-        (lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ",abc"] + ls[2:],
-         r"non-numeric value 'abc' in column 'tested_positive_d\d' at row 1 \(line 2\)"),
+        (
+            lambda ls: (
+                [",".join(ls[0].split(",")[:-1])] + [",".join(r.split(",")[:-1]) for r in ls[1:]]
+            ),
+            r"missing column\(s\) tested_positive_d",
+        ),
+        (
+            lambda ls: [ls[0] + ",extra"] + [r + ",1" for r in ls[1:]],
+            r"unexpected column\(s\) extra",
+        ),
+        (
+            lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ",abc"] + ls[2:],
+            r"non-numeric value 'abc' in column 'tested_positive_d\d' at row 1 \(line 2\)",
+        ),
         (lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ",nan"] + ls[2:], r"non-finite value 'nan'"),
         (lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ",inf"] + ls[2:], r"non-finite value 'inf'"),
         (lambda ls: [ls[0], ls[1].rsplit(",", 1)[0] + ","] + ls[2:], r"empty cell in column"),
@@ -74,7 +83,9 @@ def test_test_file_holding_the_target_is_rejected(synth: tuple[Path, str]) -> No
     ],
 )
 def test_malformed_training_files_raise_one_clear_error(
-    synth: tuple[Path, str], edit, message: str  # type: ignore[no-untyped-def]
+    synth: tuple[Path, str],
+    edit,
+    message: str,  # type: ignore[no-untyped-def]
 ) -> None:
     folder, _ = synth
     path = folder / "covid.train.csv"
@@ -113,7 +124,9 @@ def test_feature_sets(synth: tuple[Path, str]) -> None:
     lay = LAYOUTS[name]
     n_day = lay.n_days * len(lay.features) - 1
     assert len(select_features("all", train)) == len(lay.states) + n_day
-    assert select_features("no_states", train) == [c for c in train.X.columns if c not in lay.states]
+    assert select_features("no_states", train) == [
+        c for c in train.X.columns if c not in lay.states
+    ]
     survey = select_features("survey14", train)
     assert len(survey) == 5 * lay.n_days - 1  # 4 survey features per day + earlier tested_positive
     assert "tested_positive_d1" in survey and lay.target not in survey
@@ -148,7 +161,9 @@ def test_standardizer_uses_training_statistics_unchanged(synth: tuple[Path, str]
     day = [i for i, c in enumerate(cols) if c not in train.layout.states]
     states = [i for i, c in enumerate(cols) if c in train.layout.states]
     np.testing.assert_allclose(z[:, day].mean(axis=0), 0, atol=1e-5)
-    np.testing.assert_array_equal(z[:, states], train.X.iloc[rows][list(train.layout.states)].to_numpy())
+    np.testing.assert_array_equal(
+        z[:, states], train.X.iloc[rows][list(train.layout.states)].to_numpy()
+    )
     zt = sc.transform(test.X)
     expected = (test.X[cols].to_numpy() - sc.mean) / sc.std
     np.testing.assert_allclose(zt, expected, rtol=1e-5, atol=1e-5)
@@ -164,8 +179,13 @@ def test_time_order_recovers_shuffled_windows(tmp_path: Path) -> None:
     for s in np.unique(train.state):
         np.testing.assert_array_equal(truth[train.state == s], np.arange(15))
     perm = np.random.default_rng(0).permutation(len(train))
-    shuffled = type(train)(train.path, train.layout, train.ids[perm],
-                           train.X.iloc[perm].reset_index(drop=True), train.y[perm])
+    shuffled = type(train)(
+        train.path,
+        train.layout,
+        train.ids[perm],
+        train.X.iloc[perm].reset_index(drop=True),
+        train.y[perm],
+    )
     np.testing.assert_array_equal(time_order(shuffled), truth[perm])
 
 

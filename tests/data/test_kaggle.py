@@ -39,7 +39,9 @@ def _fake_kaggle(monkeypatch: pytest.MonkeyPatch, download) -> list[str]:  # typ
             calls.append("authenticate")
             print("noise the user should not see")
 
-        def competition_download_files(self, competition: str, path: str, force: bool, quiet: bool) -> None:
+        def competition_download_files(
+            self, competition: str, path: str, force: bool, quiet: bool
+        ) -> None:
             calls.append(competition)
             download(competition, Path(path))
 
@@ -69,7 +71,9 @@ def test_no_credentials_says_what_to_do(no_credentials: Path) -> None:
     assert "kaggle.json" in msg and "KAGGLE_USERNAME" in msg and "KAGGLE_API_TOKEN" in msg
 
 
-def test_half_credentials_and_bad_json(no_credentials: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_half_credentials_and_bad_json(
+    no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAGGLE_USERNAME", "me")
     with pytest.raises(TrainlabError, match="KAGGLE_KEY is not"):
         kg.find_credentials()
@@ -87,7 +91,9 @@ def test_half_credentials_and_bad_json(no_credentials: Path, monkeypatch: pytest
     assert found.endswith("kaggle.json") and SECRET not in found
 
 
-def test_environment_credentials_are_found(no_credentials: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_credentials_are_found(
+    no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAGGLE_USERNAME", "me")
     monkeypatch.setenv("KAGGLE_KEY", SECRET)
     assert kg.find_credentials() == "KAGGLE_USERNAME/KAGGLE_KEY"
@@ -96,7 +102,10 @@ def test_environment_credentials_are_found(no_credentials: Path, monkeypatch: py
 
 
 def test_download_unzips_with_a_fake_package(
-    no_credentials: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    no_credentials: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("KAGGLE_USERNAME", "me")
     monkeypatch.setenv("KAGGLE_KEY", SECRET)
@@ -118,11 +127,18 @@ def test_download_unzips_with_a_fake_package(
         (RuntimeError("403 Client Error: Forbidden for url"), "accept its rules"),
         (RuntimeError("401 Client Error: Unauthorized"), "rejected the credentials"),
         (ConnectionError("Failed to resolve 'www.kaggle.com'"), "cannot reach kaggle.com"),
-        (RuntimeError(f"boom with {SECRET} inside"), "downloading ml2021spring-hw2 from Kaggle failed"),
+        (
+            RuntimeError(f"boom with {SECRET} inside"),
+            "downloading ml2021spring-hw2 from Kaggle failed",
+        ),
     ],
 )
 def test_download_failures_are_one_clear_line_without_secrets(
-    no_credentials: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: Exception, expected: str
+    no_credentials: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    error: Exception,
+    expected: str,
 ) -> None:
     monkeypatch.setenv("KAGGLE_USERNAME", "me")
     monkeypatch.setenv("KAGGLE_KEY", SECRET)
@@ -157,7 +173,10 @@ def test_incomplete_download_and_unknown_name(
 
 
 def test_cli_download(
-    no_credentials: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    no_credentials: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["data", "download", "covid", "--dest", str(tmp_path / "a")]) == 1
     err = capsys.readouterr().err.strip()

@@ -14,30 +14,50 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="covid_command", metavar="ACTION", required=True,
-                                parser_class=type(parser))
+    sub = parser.add_subparsers(
+        dest="covid_command", metavar="ACTION", required=True, parser_class=type(parser)
+    )
 
-    p = sub.add_parser("train", help="cross-validate, train the ensemble, write a submission",
-                       description=DESCRIPTION)
-    p.add_argument("--data", required=True, metavar="DIR",
-                   help="folder with covid.train.csv and covid.test.csv")
+    p = sub.add_parser(
+        "train",
+        help="cross-validate, train the ensemble, write a submission",
+        description=DESCRIPTION,
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="folder with covid.train.csv and covid.test.csv",
+    )
     p.add_argument("--out", required=True, metavar="OUT", help="output folder")
-    p.add_argument("--config", metavar="FILE", help="TOML or JSON settings (see configs/covid_*.toml)")
-    p.add_argument("--preset", choices=["default", "sample"], default=None,
-                   help="base settings (default: 'default'; 'sample' = the course's sample code)")
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML or JSON settings (see configs/covid_*.toml)"
+    )
+    p.add_argument(
+        "--preset",
+        choices=["default", "sample"],
+        default=None,
+        help="base settings (default: 'default'; 'sample' = the course's sample code)",
+    )
     p.add_argument("--seed", type=int, default=None, help="base seed (default: from the config, 0)")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the table is printed)")
     p.set_defaults(_run=run_train)
 
     p = sub.add_parser("predict", help="predict a file in the test layout with a trained model")
-    p.add_argument("--model", required=True, metavar="OUT", help="a training run's folder (or its model/)")
+    p.add_argument(
+        "--model", required=True, metavar="OUT", help="a training run's folder (or its model/)"
+    )
     p.add_argument("--input", required=True, metavar="FILE", help="CSV in the test layout")
-    p.add_argument("--output", required=True, metavar="FILE", help="where to write id,tested_positive")
+    p.add_argument(
+        "--output", required=True, metavar="FILE", help="where to write id,tested_positive"
+    )
     p.set_defaults(_run=run_predict)
 
     p = sub.add_parser("evaluate", help="MSE of a trained model on a labelled file")
-    p.add_argument("--model", required=True, metavar="OUT", help="a training run's folder (or its model/)")
+    p.add_argument(
+        "--model", required=True, metavar="OUT", help="a training run's folder (or its model/)"
+    )
     p.add_argument("--input", required=True, metavar="FILE", help="CSV in the training layout")
     p.set_defaults(_run=run_evaluate)
 
@@ -50,8 +70,10 @@ def run_train(args: argparse.Namespace) -> int:
     log = None if args.quiet else (lambda line: print(line, flush=True))
     run = train_covid(args.data, args.out, cfg, log=log)
     print(run.table)
-    print(f"wrote {run.out_dir}/submission.csv ({len(run.test_predictions)} rows), metrics.json, "
-          f"config.json, model/ ({len(run.ensemble.members)} members) in {run.seconds:.1f} s")
+    print(
+        f"wrote {run.out_dir}/submission.csv ({len(run.test_predictions)} rows), metrics.json, "
+        f"config.json, model/ ({len(run.ensemble.members)} members) in {run.seconds:.1f} s"
+    )
     return 0
 
 
@@ -67,8 +89,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from trainlab.tasks.covid import evaluate_covid
 
     scores = evaluate_covid(args.model, args.input)
-    print(f"{args.input}: {int(scores['rows'])} rows  model MSE {scores['model_mse']:.4f}  "
-          f"persistence MSE {scores['persistence_mse']:.4f}")
+    print(
+        f"{args.input}: {int(scores['rows'])} rows  model MSE {scores['model_mse']:.4f}  "
+        f"persistence MSE {scores['persistence_mse']:.4f}"
+    )
     return 0
 
 

@@ -13,10 +13,14 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True,
-                                parser_class=type(parser))
-    p = sub.add_parser("download", help="fetch covid (ml2021spring-hw1) or phoneme (ml2021spring-hw2)",
-                       description=DESCRIPTION)
+    sub = parser.add_subparsers(
+        dest="data_command", metavar="ACTION", required=True, parser_class=type(parser)
+    )
+    p = sub.add_parser(
+        "download",
+        help="fetch covid (ml2021spring-hw1) or phoneme (ml2021spring-hw2)",
+        description=DESCRIPTION,
+    )
     p.add_argument("name", choices=["covid", "phoneme"], help="which competition")
     p.add_argument("--dest", required=True, metavar="DIR", help="folder to download into")
     p.add_argument("--force", action="store_true", help="download again even if the files exist")

@@ -65,7 +65,9 @@ def make_folds(
         perm = np.random.default_rng(seed).permutation(n)
         chunks = np.array_split(perm, k)
         return [
-            Fold(f"random{j + 1}", np.sort(np.concatenate(chunks[:j] + chunks[j + 1 :])), np.sort(c))
+            Fold(
+                f"random{j + 1}", np.sort(np.concatenate(chunks[:j] + chunks[j + 1 :])), np.sort(c)
+            )
             for j, c in enumerate(chunks)
         ]
     if scheme == "blocked":
@@ -91,6 +93,13 @@ def make_folds(
             val = np.sort(np.concatenate(val_parts[j]))
             train_mask = np.ones(n, dtype=bool)
             train_mask[np.concatenate(drop_parts[j])] = False
+            if not train_mask.any():
+                raise ConfigError(
+                    f"blocked cross-validation with k={k} and gap={gap} leaves fold {j + 1} no "
+                    "training rows; use fewer folds or a smaller gap"
+                )
             folds.append(Fold(f"blocked{j + 1}", np.flatnonzero(train_mask), val))
         return folds
-    raise ConfigError(f"unknown validation scheme {scheme!r}; choose one of: {', '.join(FOLD_SCHEMES)}")
+    raise ConfigError(
+        f"unknown validation scheme {scheme!r}; choose one of: {', '.join(FOLD_SCHEMES)}"
+    )

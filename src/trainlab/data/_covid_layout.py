@@ -160,8 +160,9 @@ def read_table(
         has_target = layout.target in names
     if train is False and has_target:
         raise DataError(
-            path, f"a test file must not hold the target column {layout.target} "
-            "(the last column of the training file)"
+            path,
+            f"a test file must not hold the target column {layout.target} "
+            "(the last column of the training file)",
         )
     with_target = has_target if train is None else train
     expected = layout.columns(with_target)
@@ -178,13 +179,21 @@ def read_table(
             parts.append(f"duplicate column(s) {_list(dups)}")
         kind = "training" if with_target else "test"
         raise DataError(
-            path, f"{'; '.join(parts)} (expected the {layout.name} {kind} layout: id, "
+            path,
+            f"{'; '.join(parts)} (expected the {layout.name} {kind} layout: id, "
             f"{len(layout.states)} states, {layout.n_days} days x {len(layout.features)} features"
-            f"{'' if with_target else ' without the target'})"
+            f"{'' if with_target else ' without the target'})",
         )
     try:
-        df = pd.read_csv(path, header=0, names=names, dtype=str, keep_default_na=False,
-                         skip_blank_lines=True, encoding="utf-8-sig")
+        df = pd.read_csv(
+            path,
+            header=0,
+            names=names,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
+            encoding="utf-8-sig",
+        )
     except (pd.errors.ParserError, ValueError) as e:
         raise DataError(path, f"malformed CSV: {str(e).strip().splitlines()[0]}") from None
     if len(df) == 0:
@@ -203,14 +212,17 @@ def _to_numeric(path: Path, df: pd.DataFrame, layout: CovidLayout) -> pd.DataFra
             i = int(np.flatnonzero(bad)[0])
             cell = raw.iloc[i]
             what = (
-                "an empty cell" if cell == "" else
-                f"a non-finite value {cell!r}" if cell.lower().lstrip("+-") in _NONFINITE else
-                f"a non-numeric value {cell!r}"
+                "an empty cell"
+                if cell == ""
+                else f"a non-finite value {cell!r}"
+                if cell.lower().lstrip("+-") in _NONFINITE
+                else f"a non-numeric value {cell!r}"
             )
             # data row i is line i + 2 of the file (1-based, after the header)
             raise DataError(
-                path, f"{what} in column {col!r} at row {i + 1} (line {i + 2}); "
-                f"{int(bad.sum())} bad cell(s) in that column"
+                path,
+                f"{what} in column {col!r} at row {i + 1} (line {i + 2}); "
+                f"{int(bad.sum())} bad cell(s) in that column",
             )
         out[col] = values.to_numpy(dtype=np.float64)
     table = pd.DataFrame(out)
@@ -227,8 +239,9 @@ def _to_numeric(path: Path, df: pd.DataFrame, layout: CovidLayout) -> pd.DataFra
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
         raise DataError(
-            path, f"row {i + 1} (line {i + 2}): the state columns must be one-hot "
-            f"(exactly one 1, the rest 0)"
+            path,
+            f"row {i + 1} (line {i + 2}): the state columns must be one-hot "
+            f"(exactly one 1, the rest 0)",
         )
     return table
 

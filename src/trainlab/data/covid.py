@@ -113,8 +113,9 @@ def load_covid_dir(data_dir: str | Path) -> tuple[CovidFrame, CovidFrame]:
     missing = [n for n in (TRAIN_FILE, TEST_FILE) if not (data_dir / n).is_file()]
     if missing:
         raise DataError(
-            data_dir, f"missing {' and '.join(missing)} (get them with "
-            "'trainlab data download covid --dest DIR')"
+            data_dir,
+            f"missing {' and '.join(missing)} (get them with "
+            "'trainlab data download covid --dest DIR')",
         )
     train = read_covid(data_dir / TRAIN_FILE, train=True)
     test = read_covid(data_dir / TEST_FILE, train=False, layout=train.layout)
@@ -145,13 +146,19 @@ def select_features(
     if name == "no_states":
         return days
     if name == "survey14":
-        keep = {day_column(f, d) for f in (*_SURVEY, TARGET_FEATURE) for d in range(1, layout.n_days + 1)}
+        keep = {
+            day_column(f, d)
+            for f in (*_SURVEY, TARGET_FEATURE)
+            for d in range(1, layout.n_days + 1)
+        }
         return [c for c in days if c in keep]
     if name.startswith("cols:"):
         cols = [c.strip() for c in name[5:].split(",") if c.strip()]
         unknown = [c for c in cols if c not in set(inputs)]
         if unknown or not cols:
-            raise ConfigError(f"features {name!r}: unknown column(s) {', '.join(unknown) or '(none)'}")
+            raise ConfigError(
+                f"features {name!r}: unknown column(s) {', '.join(unknown) or '(none)'}"
+            )
         return [c for c in inputs if c in set(cols)]
     if name.startswith("select:"):
         try:
@@ -229,7 +236,10 @@ def time_order(frame: CovidFrame) -> np.ndarray:
     feats = [f for f in layout.features if f != TARGET_FEATURE]
     # (N, D, F') per-day survey values without tested_positive (absent on the test file's last day)
     days = np.stack(
-        [frame.X[[day_column(f, d) for f in feats]].to_numpy() for d in range(1, layout.n_days + 1)],
+        [
+            frame.X[[day_column(f, d) for f in feats]].to_numpy()
+            for d in range(1, layout.n_days + 1)
+        ],
         axis=1,
     )
     state = frame.state

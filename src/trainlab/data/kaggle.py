@@ -33,11 +33,13 @@ class Competition:
 
 COMPETITIONS: dict[str, Competition] = {
     "covid": Competition(
-        "ml2021spring-hw1", "ML2021 Spring HW1: COVID-19 cases prediction",
+        "ml2021spring-hw1",
+        "ML2021 Spring HW1: COVID-19 cases prediction",
         ("covid.train.csv", "covid.test.csv"),
     ),
     "phoneme": Competition(
-        "ml2021spring-hw2", "ML2021 Spring HW2: TIMIT framewise phoneme classification",
+        "ml2021spring-hw2",
+        "ML2021 Spring HW2: TIMIT framewise phoneme classification",
         ("train_11.npy", "train_label_11.npy", "test_11.npy"),
     ),
 }
@@ -66,18 +68,23 @@ def find_credentials(env: dict[str, str] | None = None, home: Path | None = None
     user, key = env.get("KAGGLE_USERNAME", "").strip(), env.get("KAGGLE_KEY", "").strip()
     if user and key:
         return "KAGGLE_USERNAME/KAGGLE_KEY"
-    config_dir = Path(env["KAGGLE_CONFIG_DIR"]) if env.get("KAGGLE_CONFIG_DIR") else home / ".kaggle"
+    config_dir = (
+        Path(env["KAGGLE_CONFIG_DIR"]) if env.get("KAGGLE_CONFIG_DIR") else home / ".kaggle"
+    )
     candidates = [config_dir / "kaggle.json"]
     if not env.get("KAGGLE_CONFIG_DIR"):
-        candidates.append(Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle" / "kaggle.json")
+        candidates.append(
+            Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle" / "kaggle.json"
+        )
     for path in candidates:
         if path.is_file():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                raise TrainlabError(f"{path}: not a valid kaggle.json (expected "
-                                    '{"username": ..., "key": ...}); download a new one: '
-                                    + _HOW_TO) from None
+                raise TrainlabError(
+                    f"{path}: not a valid kaggle.json (expected "
+                    '{"username": ..., "key": ...}); download a new one: ' + _HOW_TO
+                ) from None
             if not (isinstance(data, dict) and data.get("username") and data.get("key")):
                 raise TrainlabError(f"{path}: kaggle.json lacks 'username' or 'key'; " + _HOW_TO)
             return str(path)
@@ -85,13 +92,19 @@ def find_credentials(env: dict[str, str] | None = None, home: Path | None = None
         if (home / ".kaggle" / name).is_file():
             return str(home / ".kaggle" / name)
     if user and not key:
-        raise TrainlabError("KAGGLE_USERNAME is set but KAGGLE_KEY is not; set it too, or " + _HOW_TO)
+        raise TrainlabError(
+            "KAGGLE_USERNAME is set but KAGGLE_KEY is not; set it too, or " + _HOW_TO
+        )
     if key and not user:
-        raise TrainlabError("KAGGLE_KEY is set but KAGGLE_USERNAME is not; set it too, or " + _HOW_TO)
+        raise TrainlabError(
+            "KAGGLE_KEY is set but KAGGLE_USERNAME is not; set it too, or " + _HOW_TO
+        )
     raise TrainlabError(f"no Kaggle credentials found: {_HOW_TO}")
 
 
-def download(name: str, dest: str | Path, *, force: bool = False, quiet: bool = False) -> list[Path]:
+def download(
+    name: str, dest: str | Path, *, force: bool = False, quiet: bool = False
+) -> list[Path]:
     """Download competition ``name`` (``covid`` or ``phoneme``) into ``dest`` and unpack it.
 
     Args:
@@ -157,7 +170,9 @@ def _authenticated_api() -> Any:
 
 def _explain(e: Exception, comp: Competition) -> str:
     text = _safe(e)
-    status = getattr(getattr(e, "response", None), "status_code", None) or getattr(e, "status", None)
+    status = getattr(getattr(e, "response", None), "status_code", None) or getattr(
+        e, "status", None
+    )
     low = text.lower()
     if status == 401 or "401" in low or "unauthorized" in low:
         return f"Kaggle rejected the credentials (401 Unauthorized): {_HOW_TO}"
@@ -196,10 +211,14 @@ def _unzip(archive: Path, dest: Path) -> None:
             for member in zf.infolist():
                 target = (dest / member.filename).resolve()
                 if root != target and root not in target.parents:
-                    raise TrainlabError(f"{archive}: refusing to extract {member.filename!r} outside {dest}")
+                    raise TrainlabError(
+                        f"{archive}: refusing to extract {member.filename!r} outside {dest}"
+                    )
             zf.extractall(dest)
     except zipfile.BadZipFile:
-        raise TrainlabError(f"{archive}: the downloaded archive is corrupt; run again with --force") from None
+        raise TrainlabError(
+            f"{archive}: the downloaded archive is corrupt; run again with --force"
+        ) from None
     archive.unlink()
     for inner in sorted(dest.rglob("*.zip")):  # competitions sometimes nest archives
         if inner != archive:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from trainlab.data.covid import CovidFrame, Fold, Standardizer, make_folds, select_features
+from trainlab.errors import ConfigError
 from trainlab.tasks._covid_config import CovidConfig
 from trainlab.tasks._covid_model import CovidMLP, make_loss
 from trainlab.train import Callback, History, TrainState, fit, predict
@@ -186,13 +187,16 @@ def ridge_reference(
     base = frame.persistence() if cfg.target == "delta" else np.zeros(len(frame))
     t = frame.y - base
     state = frame.state
-    inner = make_folds(
-        "blocked",
-        state[train_rows],
-        order[train_rows],
-        k=max(2, cfg.folds - 1),
-        gap=_gap(cfg, frame),
-    )
+    try:
+        inner = make_folds(
+            "blocked",
+            state[train_rows],
+            order[train_rows],
+            k=max(2, cfg.folds - 1),
+            gap=_gap(cfg, frame),
+        )
+    except ConfigError:  # too few windows for an inner split: use the middle of the grid
+        inner = []
     inner_se = []
     for alpha in cfg.ridge_alphas:
         se = 0.0
@@ -208,7 +212,8 @@ def ridge_reference(
             for alpha in cfg.ridge_alphas
         ]
     )
-    best = int(np.argmin(inner_se))
+    # without inner folds, the middle of the grid
+    best = int(np.argmin(inner_se)) if inner else len(cfg.ridge_alphas) // 2
     return grid[best], cfg.ridge_alphas[best], grid
 
 
