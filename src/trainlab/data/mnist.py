@@ -89,7 +89,9 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"{len(data)} bytes",
         )
     if len(data) > expected:
-        raise DataError(path, f"{len(data) - expected} unexpected bytes after the data of shape {shape}")
+        raise DataError(
+            path, f"{len(data) - expected} unexpected bytes after the data of shape {shape}"
+        )
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
@@ -110,10 +112,18 @@ def find_idx_files(folder: str | Path, split: str = "t10k") -> tuple[Path, Path]
     found = []
     for stem in _STEMS[split]:
         candidates = [stem, stem.replace("-ubyte", ".ubyte")]
-        hits = [folder / (c + s) for c in candidates for s in (".gz", "") if (folder / (c + s)).is_file()]
+        hits = [
+            folder / (c + s)
+            for c in candidates
+            for s in (".gz", "")
+            if (folder / (c + s)).is_file()
+        ]
         if not hits:
-            raise DataError(folder, f"missing {stem}[.gz] (an MNIST/Fashion-MNIST IDX folder holds "
-                            f"{_STEMS[split][0]}.gz and {_STEMS[split][1]}.gz)")
+            raise DataError(
+                folder,
+                f"missing {stem}[.gz] (an MNIST/Fashion-MNIST IDX folder holds "
+                f"{_STEMS[split][0]}.gz and {_STEMS[split][1]}.gz)",
+            )
         found.append(hits[0])
     return found[0], found[1]
 
@@ -155,7 +165,9 @@ def load_mnist(folder: str | Path, split: str = "t10k") -> tuple[np.ndarray, np.
             lab_path, f"{len(labels)} labels for {len(images)} images in {img_path.name}"
         )
     if images.dtype != np.uint8:
-        raise DataError(img_path, f"expected unsigned-byte pixels (IDX type 0x08), got {images.dtype}")
+        raise DataError(
+            img_path, f"expected unsigned-byte pixels (IDX type 0x08), got {images.dtype}"
+        )
     if len(labels) == 0:
         raise DataError(lab_path, "no examples")
     if labels.min() < 0 or labels.max() > 9:

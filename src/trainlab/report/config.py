@@ -66,7 +66,9 @@ def read_report_file(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[s
     data = read_mapping(path)
     unknown = sorted(set(data) - {"report", "sections"})
     if unknown:
-        raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; expected 'report' and 'sections'")
+        raise ConfigError(
+            f"{path}: unknown table(s) {', '.join(unknown)}; expected 'report' and 'sections'"
+        )
     report = data.get("report", {})
     sections = data.get("sections", {})
     if not isinstance(report, dict) or not isinstance(sections, dict):
@@ -75,10 +77,18 @@ def read_report_file(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[s
     return report, sections
 
 
-def rerun_command(config: ReportConfig, number: int, config_file: str | None = None) -> str:
-    """The command line that reruns section ``number`` with exactly these settings."""
-    args = ["trainlab", "report", "--sections", str(number), "--data", config.data,
-            "--seed", str(config.seed)]
+def rerun_command(
+    config: ReportConfig, number: int | None = None, config_file: str | None = None
+) -> str:
+    """The command line that reruns the report (or only section ``number``) with these settings.
+
+    A single section is sent to its own folder (``<out>-section<n>``) so that the rerun does not
+    overwrite the report it came from.
+    """
+    sections = [number] if number is not None else config.sections
+    args = ["trainlab", "report", "--data", config.data, "--seed", str(config.seed)]
+    if sections != ALL_SECTIONS:
+        args[2:2] = ["--sections", ",".join(map(str, sections))]
     if config.quick:
         args.append("--quick")
     if config.device != "auto":
@@ -87,5 +97,6 @@ def rerun_command(config: ReportConfig, number: int, config_file: str | None = N
         args += ["--threads", str(config.threads)]
     if config_file:
         args += ["--config", config_file]
-    args += ["--out", f"{config.out.rstrip('/')}-section{number}"]
+    out = config.out.rstrip("/") or "."
+    args += ["--out", f"{out}-section{number}" if number is not None else out]
     return shlex.join(args)

@@ -58,8 +58,13 @@ class SectionContext:
         """A :class:`trainlab.train.TrainConfig` with the report's seed and device, writing nothing."""
         from trainlab.train import TrainConfig
 
-        kw: dict[str, Any] = {"seed": self.seed, "device": self.config.device, "quiet": True,
-                              "out_dir": None, "checkpoint": False}
+        kw: dict[str, Any] = {
+            "seed": self.seed,
+            "device": self.config.device,
+            "quiet": True,
+            "out_dir": None,
+            "checkpoint": False,
+        }
         kw.update(overrides)
         return TrainConfig(**kw)
 
@@ -72,7 +77,8 @@ class SectionContext:
         import matplotlib.pyplot as plt
 
         file = f"{self.number}-{self.key.replace('_', '-')}-{name}.png"
-        fig.tight_layout()
+        share = getattr(fig, "_legend_share", 0.0)  # room for a legend_below()
+        fig.tight_layout(rect=(0, share, 1, 1))
         atomic_write_with(self.out_dir / file, lambda p: fig.savefig(p, dpi=FIG_DPI))
         plt.close(fig)
         return Figure(file=file, caption=caption, width=width)

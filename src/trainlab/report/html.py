@@ -64,12 +64,15 @@ h3 { font-size:15px; text-transform:uppercase; letter-spacing:.05em; color:var(-
 .v-none { background:var(--panel); border-color:var(--line); } .v-none .tag { background:var(--muted); }
 .mark { font-weight:700; } .mark.yes { color:var(--ok); } .mark.no { color:var(--bad); }
 .mark.mixed { color:var(--mix); } .mark.none { color:var(--muted); }
-table.data { border-collapse:collapse; margin:8px 0 4px; font-size:14px; width:auto;
+table.data { border-collapse:collapse; margin:8px 0 4px; font-size:13.5px; width:auto;
   max-width:100%; display:block; overflow-x:auto; }
 table.data caption { caption-side:top; text-align:left; color:var(--muted); font-size:13.5px;
   padding:0 0 6px; }
-table.data th, table.data td { padding:6px 12px; border-bottom:1px solid var(--line);
-  text-align:right; white-space:nowrap; }
+table.data th, table.data td { padding:6px 10px; border-bottom:1px solid var(--line);
+  text-align:right; }
+table.data td { white-space:nowrap; }
+table.data th { vertical-align:bottom; }
+table.data td.mark-cell, table.data th.mark-cell { text-align:center; }
 table.data th { background:var(--panel); font-weight:600; border-bottom:2px solid #c7ced9;
   position:sticky; top:0; }
 table.data td.text, table.data th.text { text-align:left; white-space:normal; min-width:120px; }
@@ -128,14 +131,20 @@ def _paragraphs(text: str) -> str:
 
 
 def _is_text_column(rows: Sequence[Sequence[Any]], j: int) -> bool:
-    return any(isinstance(r[j], str) for r in rows if j < len(r))
+    """Mostly strings: left-aligned; a number column with a few words ("diverged") stays right."""
+    values = [r[j] for r in rows if j < len(r) and r[j] is not None]
+    return 2 * sum(isinstance(v, str) for v in values) > len(values)
 
 
 def render_table(table: Table) -> str:
     """One ``<table>``: numbers right-aligned, text left-aligned, booleans as marks."""
     text_cols = [_is_text_column(table.rows, j) for j in range(len(table.columns))]
+
+    def head_class(c: str, t: bool) -> str:
+        return "mark-cell" if c in table.mark_columns else ("text" if t else "num")
+
     head = "".join(
-        f'<th class="{"text" if t else "num"}" scope="col">{html.escape(c)}</th>'
+        f'<th class="{head_class(c, t)}" scope="col">{html.escape(c)}</th>'
         for c, t in zip(table.columns, text_cols)
     )
     body = []
@@ -143,11 +152,18 @@ def render_table(table: Table) -> str:
         cells = []
         for j, value in enumerate(row):
             col = table.columns[j]
-            if col in table.mark_columns and (value is None or isinstance(value, bool)):
-                cells.append(f'<td class="text">{_mark(value)}</td>')
+            if col in table.mark_columns:
+                shown = (
+                    _mark(value)
+                    if (value is None or isinstance(value, bool))
+                    else format_value(value)
+                )
+                cells.append(f'<td class="mark-cell">{shown}</td>')
             else:
                 cls = "text" if text_cols[j] else "num"
-                cells.append(f'<td class="{cls}">{format_value(value, table.formats.get(col))}</td>')
+                cells.append(
+                    f'<td class="{cls}">{format_value(value, table.formats.get(col))}</td>'
+                )
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<table class="data"><caption>{html.escape(table.caption)}</caption>'
@@ -174,13 +190,22 @@ def _section(result: SectionResult) -> str:
         f"{html.escape(result.title)}</h2>"
     ]
     if result.claim:
-        parts.append(f'<h3>What the chapter claims</h3><div class="claim">{_paragraphs(result.claim)}</div>')
+        parts.append(
+            f'<h3>What the chapter claims</h3><div class="claim">{_paragraphs(result.claim)}</div>'
+        )
     if result.status != "ok":
-        what = {"unavailable": "Not available in this build", "failed": "This section failed",
-                "pending": "Not run yet"}.get(result.status, result.status)
-        parts.append(f'<div class="status"><strong>{what}.</strong> {html.escape(result.error)}</div>')
+        what = {
+            "unavailable": "Not available in this build",
+            "failed": "This section failed",
+            "pending": "Not run yet",
+        }.get(result.status, result.status)
+        parts.append(
+            f'<div class="status"><strong>{what}.</strong> {html.escape(result.error)}</div>'
+        )
     if result.experiment:
-        parts.append(f'<h3>The experiment</h3><div class="experiment">{_paragraphs(result.experiment)}</div>')
+        parts.append(
+            f'<h3>The experiment</h3><div class="experiment">{_paragraphs(result.experiment)}</div>'
+        )
     if result.verdict is not None:
         parts.append("<h3>Verdict</h3>" + _verdict_block(result))
     if result.tables:
@@ -193,7 +218,11 @@ def _section(result: SectionResult) -> str:
             f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>"
         )
     if result.notes:
-        parts.append('<div class="notes">' + "".join(f"<p>{html.escape(n)}</p>" for n in result.notes) + "</div>")
+        parts.append(
+            '<div class="notes">'
+            + "".join(f"<p>{html.escape(n)}</p>" for n in result.notes)
+            + "</div>"
+        )
     if result.status == "ok" and (result.config or result.rerun):
         parts.append(
             "<details><summary>Rerun this section exactly</summary>"
@@ -216,13 +245,13 @@ def _summary(results: Sequence[SectionResult]) -> str:
             text = html.escape(r.status)
         rows.append(
             f'<tr><td class="num">{r.number}</td><td class="text"><a href="#s{r.number}">'
-            f'{html.escape(r.title)}</a></td><td class="text">{mark}</td><td class="text">{text}</td>'
+            f'{html.escape(r.title)}</a></td><td class="mark-cell">{mark}</td><td class="text">{text}</td>'
             f'<td class="num">{r.time_s:.1f}</td></tr>'
         )
     return (
         '<table class="data summary"><caption>Each claim, the verdict from this run\'s '
-        'measurements (&#10003; agrees with the chapter, &#10007; disagrees, &#8776; mixed)</caption>'
-        '<thead><tr><th class="num">#</th><th class="text">Section</th><th class="text">Agrees</th>'
+        "measurements (&#10003; agrees with the chapter, &#10007; disagrees, &#8776; mixed)</caption>"
+        '<thead><tr><th class="num">#</th><th class="text">Section</th><th class="mark-cell">Agrees</th>'
         '<th class="text">Verdict</th><th class="num">Time (s)</th></tr></thead><tbody>'
         + "".join(rows)
         + "</tbody></table>"
@@ -242,12 +271,21 @@ def render_html(results: Sequence[SectionResult], meta: dict[str, Any]) -> str:
     """
     toc = []
     for r in results:
-        mark = _mark(r.verdict.agrees) if (r.status == "ok" and r.verdict) else '<span class="mark none">&ndash;</span>'
+        mark = (
+            _mark(r.verdict.agrees)
+            if (r.status == "ok" and r.verdict)
+            else '<span class="mark none">&ndash;</span>'
+        )
         toc.append(f'<li>{mark}<a href="#s{r.number}">{r.number}. {html.escape(r.title)}</a></li>')
     data = meta.get("data", {})
+    sizes = (
+        f" &mdash; {data['n_train']:,} train / {data['n_val']:,} validation (stratified, split "
+        f"seed {data.get('split_seed', 0)})"
+        if "n_train" in data and "n_val" in data
+        else ""
+    )
     facts = {
-        "Data": f"{data.get('description', '')} &mdash; {data.get('n_train', '?'):,} train / "
-        f"{data.get('n_val', '?'):,} validation (stratified, split seed {data.get('split_seed', 0)})",
+        "Data": html.escape(str(data.get("description", ""))) + sizes,
         "Mode": "quick (small experiments)" if meta.get("quick") else "full",
         "Seed": str(meta.get("seed")),
         "Device": html.escape(str(meta.get("device", ""))),
@@ -266,7 +304,7 @@ def render_html(results: Sequence[SectionResult], meta: dict[str, Any]) -> str:
 <body><div class="layout">
 <nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>
 <li><span class="mark none">&bull;</span><a href="#summary">Summary</a></li>
-{''.join(toc)}</ol></nav>
+{"".join(toc)}</ol></nav>
 <main>
 <header><h1>When training stops improving: the chapter's claims, measured</h1>
 <p class="lede">Each section states a claim from the lecture chapter on training techniques,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import platform
-import shlex
 import sys
 import time
 import traceback
@@ -75,14 +74,18 @@ def resolve_section_configs(
     keys = {key: n for n, (key, _) in SECTIONS.items()}
     unknown = sorted(set(overrides) - set(keys))
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {', '.join(unknown)}; known: {', '.join(keys)}")
+        raise ConfigError(
+            f"{source}: unknown section(s) {', '.join(unknown)}; known: {', '.join(keys)}"
+        )
     out = {}
     for n in config.sections:
         key = SECTIONS[n][0]
         mod = load_section(n)
         cfg = mod.default_config(config.quick)
         if key in overrides:
-            cfg = from_dict(mod.Config, {**to_dict(cfg), **overrides[key]}, source=f"{source}: sections.{key}")
+            cfg = from_dict(
+                mod.Config, {**to_dict(cfg), **overrides[key]}, source=f"{source}: sections.{key}"
+            )
         out[n] = cfg
     return out
 
@@ -125,7 +128,11 @@ def _run_report(
     command: str | None,
 ) -> ReportOutcome:
     if log is None:
-        log = (lambda _msg: None) if config.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        log = (
+            (lambda _msg: None)
+            if config.quiet
+            else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        )
     t_start = time.perf_counter()
     out_dir = Path(config.out)
     section_cfgs = resolve_section_configs(config, section_overrides)
@@ -143,20 +150,24 @@ def _run_report(
     config_file = str(out_dir / "config.json")
     atomic_write_json(
         config_file,
-        {"report": to_dict(config),
-         "sections": {SECTIONS[n][0]: to_dict(c) for n, c in section_cfgs.items()}},
+        {
+            "report": to_dict(config),
+            "sections": {SECTIONS[n][0]: to_dict(c) for n, c in section_cfgs.items()},
+        },
     )
     meta: dict[str, Any] = {
         "data": data.summary(),
         "seed": config.seed,
         "quick": config.quick,
-        "device": str(device) if device.type != "cpu" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": str(device)
+        if device.type != "cpu"
+        else f"cpu ({torch.get_num_threads()} threads)",
         "cpu": _cpu_name(),
         "torch": torch.__version__,
         "trainlab": __version__,
         "python": platform.python_version(),
         "created": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "command": command or shlex.join(["trainlab", "report", *sys.argv[1:]]),
+        "command": command or rerun_command(config),
         "total_time_s": 0.0,
     }
     results = [
@@ -165,8 +176,10 @@ def _run_report(
     ]
     outcome = ReportOutcome(out_dir=out_dir, results=results)
     s = data.summary()
-    log(f"trainlab report: {s['name']} ({s['n_train']:,} train / {s['n_val']:,} val), "
-        f"{'quick' if config.quick else 'full'}, seed {config.seed}, {meta['device']} -> {out_dir}")
+    log(
+        f"trainlab report: {s['name']} ({s['n_train']:,} train / {s['n_val']:,} val), "
+        f"{'quick' if config.quick else 'full'}, seed {config.seed}, {meta['device']} -> {out_dir}"
+    )
     for i, n in enumerate(config.sections):
         key, title = SECTIONS[n]
         log(f"[{i + 1}/{len(config.sections)}] {n}. {title}")
@@ -184,24 +197,38 @@ def _run_report(
 
 
 def _run_one(
-    config: ReportConfig, number: int, cfg: Any, data: ImageData, out_dir: Path,
-    log: Callable[[str], None], config_file: str,
+    config: ReportConfig,
+    number: int,
+    cfg: Any,
+    data: ImageData,
+    out_dir: Path,
+    log: Callable[[str], None],
+    config_file: str,
 ) -> SectionResult:
     key, title = SECTIONS[number]
     mod = load_section(number)
-    ctx = SectionContext(config=config, out_dir=out_dir, number=number, key=key, data=data, log_fn=log)
+    ctx = SectionContext(
+        config=config, out_dir=out_dir, number=number, key=key, data=data, log_fn=log
+    )
     seed_everything(config.seed)
     t0 = time.perf_counter()
     try:
         result = mod.run(ctx, cfg)
     except SectionUnavailable as e:
-        result = SectionResult(number=number, key=key, title=title, claim=mod.CLAIM,
-                               status="unavailable", error=str(e))
+        result = SectionResult(
+            number=number, key=key, title=title, claim=mod.CLAIM, status="unavailable", error=str(e)
+        )
     except Exception as e:  # noqa: BLE001 - one failed section must not stop the rest
         err_file = out_dir / f"{number}-{key.replace('_', '-')}-error.txt"
         atomic_write_text(err_file, traceback.format_exc())
-        result = SectionResult(number=number, key=key, title=title, claim=mod.CLAIM, status="failed",
-                               error=f"{type(e).__name__}: {e} (traceback in {err_file.name})")
+        result = SectionResult(
+            number=number,
+            key=key,
+            title=title,
+            claim=mod.CLAIM,
+            status="failed",
+            error=f"{type(e).__name__}: {e} (traceback in {err_file.name})",
+        )
     result.number, result.key, result.title = number, key, title
     result.time_s = time.perf_counter() - t0
     result.config = to_dict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
@@ -210,5 +237,7 @@ def _run_one(
 
 
 def _write(out_dir: Path, results: list[SectionResult], meta: dict[str, Any]) -> None:
-    atomic_write_json(out_dir / "results.json", {**meta, "sections": [r.to_json() for r in results]})
+    atomic_write_json(
+        out_dir / "results.json", {**meta, "sections": [r.to_json() for r in results]}
+    )
     atomic_write_text(out_dir / "index.html", render_html(results, meta))

@@ -36,7 +36,10 @@ class Surface:
 
     def nearest_minimum(self, w: Sequence[float]) -> str:
         """The name of the known minimum closest to ``w``."""
-        return min(self.minima, key=lambda k: (self.minima[k][0] - w[0]) ** 2 + (self.minima[k][1] - w[1]) ** 2)
+        return min(
+            self.minima,
+            key=lambda k: (self.minima[k][0] - w[0]) ** 2 + (self.minima[k][1] - w[1]) ** 2,
+        )
 
 
 def double_well(tilt: float = 0.3, curvature: float = 0.5) -> Surface:
@@ -118,6 +121,7 @@ def draw_surface(
     title: str = "",
     styles: Mapping[str, Mapping[str, Any]] | None = None,
     every: int = 1,
+    legend: str | None = "lower left",
 ) -> None:
     """Contours of ``surface`` with each named path drawn on top (markers every ``every`` steps)."""
     x0, x1, y0, y1 = surface.extent
@@ -126,9 +130,10 @@ def draw_surface(
     if surface.log_levels:
         levels = np.geomspace(max(z.min(), 1e-4), z.max(), 18)
         ax.contour(gx, gy, z, levels=levels, colors="#9aa4b2", linewidths=0.7)
-    else:
-        ax.contourf(gx, gy, z, levels=24, cmap="Blues_r", alpha=0.55)
-        ax.contour(gx, gy, z, levels=24, colors="#7b8696", linewidths=0.5)
+    else:  # levels at quantiles of the loss: detail near the minima, not only on the walls
+        levels = np.unique(np.quantile(z, np.linspace(0, 1, 26)))
+        ax.contourf(gx, gy, z, levels=levels, cmap="Blues_r", alpha=0.35)
+        ax.contour(gx, gy, z, levels=levels, colors="#8a94a3", linewidths=0.5)
     for i, (label, path) in enumerate(paths.items()):
         style = {"color": PALETTE[i % len(PALETTE)], "lw": 1.5, "ms": 2.5, "marker": "o"}
         style.update((styles or {}).get(label, {}))
@@ -136,11 +141,14 @@ def draw_surface(
         ax.plot(path[0, 0], path[0, 1], marker="s", color="black", ms=6)
     for name, (mx, my) in surface.minima.items():
         ax.plot(mx, my, marker="*", color="gold", mec="black", ms=13, zorder=5)
-        ax.annotate(name, (mx, my), xytext=(0, -16), textcoords="offset points", ha="center", fontsize=8.5)
+        ax.annotate(
+            name, (mx, my), xytext=(0, -16), textcoords="offset points", ha="center", fontsize=8.5
+        )
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("w1")
     ax.set_ylabel("w2")
     ax.grid(False)
     ax.set_title(title)
-    ax.legend(loc="upper right")
+    if legend:
+        ax.legend(loc=legend, framealpha=0.85, frameon=True)

@@ -20,7 +20,7 @@ import torch
 from trainlab.errors import TrainingDiverged
 from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp
 from trainlab.report.context import SectionContext
-from trainlab.report.figures import PALETTE, subplots
+from trainlab.report.figures import PALETTE, legend_below, subplots
 from trainlab.report.result import SectionResult, Table, Verdict
 from trainlab.report.surfaces import draw_surface, elongated_bowl, trajectory
 
@@ -56,14 +56,16 @@ class Config:
 
     optimizers: list[str] = field(default_factory=lambda: ["sgd", "adagrad", "rmsprop", "adam"])
     surface_lr: dict[str, float] = field(
-        default_factory=lambda: {"sgd": 0.19, "adagrad": 1.0, "rmsprop": 0.1, "adam": 0.3})
+        default_factory=lambda: {"sgd": 0.19, "adagrad": 1.0, "rmsprop": 0.1, "adam": 0.3}
+    )
     surface_a: float = 0.01
     surface_b: float = 10.0
     start: list[float] = field(default_factory=lambda: [-10.0, 1.0])
     steps: int = 300
     target_loss: float = 1e-3
     data_lr: dict[str, float] = field(
-        default_factory=lambda: {"sgd": 0.05, "adagrad": 0.05, "rmsprop": 3e-3, "adam": 3e-3})
+        default_factory=lambda: {"sgd": 0.05, "adagrad": 0.05, "rmsprop": 3e-3, "adam": 3e-3}
+    )
     epochs: int = 20
     batch_size: int = 64
     hidden: list[int] = field(default_factory=lambda: [256, 256, 256])
@@ -87,15 +89,24 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
 
         raise ConfigError(f"surface_lr and data_lr need a learning rate for {missing}")
     surface = elongated_bowl(cfg.surface_a, cfg.surface_b)
-    schedules = {"": ("constant", {}), " + warm-up": ("warmup", {"warmup_steps": max(1, round(cfg.warmup_fraction * cfg.steps))})}
+    schedules = {
+        "": ("constant", {}),
+        " + warm-up": ("warmup", {"warmup_steps": max(1, round(cfg.warmup_fraction * cfg.steps))}),
+    }
     paths: dict[str, dict[str, Any]] = {}
     for opt in cfg.optimizers:
         for suffix, (sched, skw) in schedules.items():
-            path, losses = trajectory(surface, cfg.start, opt, {"lr": cfg.surface_lr[opt]}, cfg.steps, sched, skw)
+            path, losses = trajectory(
+                surface, cfg.start, opt, {"lr": cfg.surface_lr[opt]}, cfg.steps, sched, skw
+            )
             hit = np.flatnonzero(losses < cfg.target_loss)
             paths[_label(opt) + suffix] = {
-                "optimizer": opt, "warmup": bool(suffix), "lr": cfg.surface_lr[opt], "path": path,
-                "losses": losses, "final_loss": float(losses[-1]),
+                "optimizer": opt,
+                "warmup": bool(suffix),
+                "lr": cfg.surface_lr[opt],
+                "path": path,
+                "losses": losses,
+                "final_loss": float(losses[-1]),
                 "steps_to_target": int(hit[0]) if len(hit) else None,
             }
 
@@ -112,11 +123,24 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
                 if sched == "warmup":
                     steps = cfg.epochs * -(-len(y_tr) // cfg.batch_size)
                     skw = {"warmup_steps": max(1, round(cfg.warmup_fraction * steps))}
-                tc = ctx.train_config(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=opt,
-                                      optimizer_kwargs={"lr": cfg.data_lr[opt]}, scheduler=sched,
-                                      scheduler_kwargs=skw, restore_best=False)
+                tc = ctx.train_config(
+                    epochs=cfg.epochs,
+                    batch_size=cfg.batch_size,
+                    optimizer=opt,
+                    optimizer_kwargs={"lr": cfg.data_lr[opt]},
+                    scheduler=sched,
+                    scheduler_kwargs=skw,
+                    restore_best=False,
+                )
                 try:
-                    hist = fit(model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy})
+                    hist = fit(
+                        model,
+                        cross_entropy,
+                        (x_tr, y_tr),
+                        (x_val, y_val),
+                        tc,
+                        metrics={"acc": accuracy},
+                    )
                     train_loss, _ = loss_and_accuracy(model, x_tr, y_tr)
                     val_loss, val_acc = loss_and_accuracy(model, x_val, y_val)
                     curve, vcurve = hist["train_loss"], hist["val_loss"]
@@ -124,27 +148,52 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
                     train_loss = val_loss = val_acc = math.nan
                     curve, vcurve = [], []
                 runs[_label(opt) + suffix] = {
-                    "optimizer": opt, "warmup": sched == "warmup", "lr": cfg.data_lr[opt],
-                    "first_epoch_train_loss": curve[0] if curve else math.nan, "train_loss": train_loss,
-                    "val_loss": val_loss, "val_acc": val_acc, "train_curve": curve, "val_curve": vcurve,
+                    "optimizer": opt,
+                    "warmup": sched == "warmup",
+                    "lr": cfg.data_lr[opt],
+                    "first_epoch_train_loss": curve[0] if curve else math.nan,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "val_acc": val_acc,
+                    "train_curve": curve,
+                    "val_curve": vcurve,
                 }
 
     base = _label(cfg.optimizers[0])
     adaptive = [_label(o) for o in cfg.optimizers[1:]]
     reached = {k: paths[k]["steps_to_target"] for k in adaptive}
-    surface_ok = paths[base]["steps_to_target"] is None and all(v is not None for v in reached.values())
-    best_data = min((k for k in runs if math.isfinite(runs[k]["val_loss"])), key=lambda k: runs[k]["val_loss"])
+    surface_ok = paths[base]["steps_to_target"] is None and all(
+        v is not None for v in reached.values()
+    )
+    best_data = min(
+        (k for k in runs if math.isfinite(runs[k]["val_loss"])), key=lambda k: runs[k]["val_loss"]
+    )
     data_ok = all(_finite_less(runs[k]["val_loss"], runs[base]["val_loss"]) for k in adaptive)
-    warm_helps = {k: _finite_less(runs[k + " + warm-up"]["val_loss"], runs[k]["val_loss"]) for k in [base, *adaptive]}
-    warm_first = {k: _finite_less(runs[k + " + warm-up"]["first_epoch_train_loss"], runs[k]["first_epoch_train_loss"])
-                  for k in [base, *adaptive]}
+    warm_helps = {
+        k: _finite_less(runs[k + " + warm-up"]["val_loss"], runs[k]["val_loss"])
+        for k in [base, *adaptive]
+    }
+    warm_first = {
+        k: _finite_less(
+            runs[k + " + warm-up"]["first_epoch_train_loss"], runs[k]["first_epoch_train_loss"]
+        )
+        for k in [base, *adaptive]
+    }
     n_warm = sum(warm_helps.values())
     got = {k: v for k, v in reached.items() if v is not None}
     text = (
         f"On the bowl {base} is still at loss {paths[base]['final_loss']:.3g} after {cfg.steps} steps"
-        + (f" while {_and(list(got))} get below {cfg.target_loss:g} in {_and([str(v) for v in got.values()])} "
-           "steps" if got else "")
-        + (f" ({_and([k for k in reached if k not in got])} never)" if len(got) < len(reached) else "")
+        + (
+            f" while {_and(list(got))} get below {cfg.target_loss:g} in {_and([str(v) for v in got.values()])} "
+            "steps"
+            if got
+            else ""
+        )
+        + (
+            f" ({_and([k for k in reached if k not in got])} never)"
+            if len(got) < len(reached)
+            else ""
+        )
         + f"; on the digits {best_data} ends with the lowest validation loss "
         f"({runs[best_data]['val_loss']:.3f}, {base} {runs[base]['val_loss']:.3f}) and warm-up lowers "
         f"it for {n_warm} of {len(warm_helps)} optimizers."
@@ -153,28 +202,62 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
     agrees = True if all(score) else (None if any(score) else False)
     numbers = {
         "surface": surface.formula,
-        "surface_runs": {k: {kk: vv for kk, vv in v.items() if kk not in ("path", "losses")} for k, v in paths.items()},
-        "data_runs": runs, "best_on_data": best_data, "adaptive_beats_sgd_on_surface": surface_ok,
-        "adaptive_beats_sgd_on_data": data_ok, "warmup_lowers_val_loss": warm_helps,
+        "surface_runs": {
+            k: {kk: vv for kk, vv in v.items() if kk not in ("path", "losses")}
+            for k, v in paths.items()
+        },
+        "data_runs": runs,
+        "best_on_data": best_data,
+        "adaptive_beats_sgd_on_surface": surface_ok,
+        "adaptive_beats_sgd_on_data": data_ok,
+        "warmup_lowers_val_loss": warm_helps,
         "warmup_lowers_first_epoch_loss": warm_first,
     }
     tables = [
-        Table(caption=f"The bowl {surface.formula}: {cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}); "
-              f"warm-up is linear over the first {schedules[' + warm-up'][1]['warmup_steps']} steps.",
-              columns=["optimizer", "lr", "final loss", f"steps to loss < {cfg.target_loss:g}"],
-              rows=[[k, v["lr"], v["final_loss"], v["steps_to_target"]] for k, v in paths.items()],
-              formats={"lr": "g", "final loss": ".3g"}),
-        Table(caption=f"The digits: MLP (hidden {cfg.hidden}), {cfg.epochs} epochs, batch {cfg.batch_size}; "
-              f"warm-up is linear over the first {cfg.warmup_fraction:.0%} of the updates.",
-              columns=["optimizer", "lr", "train loss, epoch 1", "final train loss", "val loss", "val accuracy"],
-              rows=[[k, v["lr"], v["first_epoch_train_loss"], v["train_loss"], v["val_loss"], v["val_acc"]]
-                    for k, v in runs.items()],
-              formats={"lr": "g", "train loss, epoch 1": ".3f", "final train loss": ".4f", "val loss": ".4f",
-                       "val accuracy": ".1%"}),
+        Table(
+            caption=f"The bowl {surface.formula}: {cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}); "
+            f"warm-up is linear over the first {schedules[' + warm-up'][1]['warmup_steps']} steps.",
+            columns=["optimizer", "lr", "final loss", f"steps to loss < {cfg.target_loss:g}"],
+            rows=[[k, v["lr"], v["final_loss"], v["steps_to_target"]] for k, v in paths.items()],
+            formats={"lr": "g", "final loss": ".3g"},
+        ),
+        Table(
+            caption=f"The digits: MLP (hidden {cfg.hidden}), {cfg.epochs} epochs, batch {cfg.batch_size}; "
+            f"warm-up is linear over the first {cfg.warmup_fraction:.0%} of the updates.",
+            columns=[
+                "optimizer",
+                "lr",
+                "train loss, epoch 1",
+                "final train loss",
+                "val loss",
+                "val accuracy",
+            ],
+            rows=[
+                [
+                    k,
+                    v["lr"],
+                    v["first_epoch_train_loss"],
+                    v["train_loss"],
+                    v["val_loss"],
+                    v["val_acc"],
+                ]
+                for k, v in runs.items()
+            ],
+            formats={
+                "lr": "g",
+                "train loss, epoch 1": ".3f",
+                "final train loss": ".4f",
+                "val loss": ".4f",
+                "val accuracy": ".1%",
+            },
+        ),
     ]
     figs = [_surface_figure(ctx, cfg, surface, paths), _data_figure(ctx, cfg, runs)]
     return SectionResult(
-        number=ctx.number, key=KEY, title=TITLE, claim=CLAIM,
+        number=ctx.number,
+        key=KEY,
+        title=TITLE,
+        claim=CLAIM,
         experiment=(
             f"The bowl {surface.formula} is {cfg.surface_b / cfg.surface_a:g} times steeper across "
             f"than along its valley. Each optimizer ({', '.join(_label(o) for o in cfg.optimizers)}; "
@@ -183,17 +266,28 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             f"of the steps. On the digits, an MLP (hidden {cfg.hidden}) trains for {cfg.epochs} "
             "epochs from the same initial weights with each optimizer, with and without warm-up."
         ),
-        figures=figs, tables=tables, verdict=Verdict(text, agrees), numbers=numbers,
-        notes=["Warm-up lowered the first epoch's training loss for "
-               + (", ".join(k for k, v in warm_first.items() if v) or "no optimizer")
-               + f" and the final validation loss for {', '.join(k for k, v in warm_helps.items() if v) or 'none'}. "
-               "On a convex bowl warm-up can only slow convergence down; its purpose is the start "
-               "of training deep networks."],
+        figures=figs,
+        tables=tables,
+        verdict=Verdict(text, agrees),
+        numbers=numbers,
+        notes=[
+            "Warm-up lowered the first epoch's training loss for "
+            + (", ".join(k for k, v in warm_first.items() if v) or "no optimizer")
+            + f" and the final validation loss for {', '.join(k for k, v in warm_helps.items() if v) or 'none'}. "
+            "On a convex bowl warm-up can only slow convergence down; its purpose is the start "
+            "of training deep networks."
+        ],
     )
 
 
 def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+    return (
+        items[0]
+        if len(items) == 1
+        else ", ".join(items[:-1]) + " and " + items[-1]
+        if items
+        else ""
+    )
 
 
 def _finite_less(a: float, b: float) -> bool:
@@ -202,24 +296,55 @@ def _finite_less(a: float, b: float) -> bool:
     return not math.isfinite(b) or a < b
 
 
+def _legend(fig: Any, cfg: Config) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=PALETTE[i % len(PALETTE)], lw=2) for i in range(len(cfg.optimizers))
+    ]
+    handles += [
+        Line2D([], [], color="black", lw=1.5),
+        Line2D([], [], color="black", lw=1.5, ls="--"),
+    ]
+    labels = [_label(o) for o in cfg.optimizers] + ["without warm-up", "with warm-up"]
+    legend_below(fig, handles, labels, ncol=len(labels))
+
+
 def _surface_figure(ctx: SectionContext, cfg: Config, surface: Any, paths: dict[str, Any]) -> Any:
     fig, axes = subplots(3, width=4.4, height=3.6)
     plain = {k: v["path"] for k, v in paths.items() if not v["warmup"]}
     warm = {k: v["path"] for k, v in paths.items() if v["warmup"]}
-    draw_surface(axes[0, 0], surface, plain, title="Without warm-up", every=2)
-    draw_surface(axes[0, 1], surface, warm, title="With warm-up", every=2)
+    styles = {
+        k: {"color": PALETTE[cfg.optimizers.index(v["optimizer"]) % len(PALETTE)]}
+        for k, v in paths.items()
+    }
+    draw_surface(
+        axes[0, 0], surface, plain, title="Without warm-up", every=2, legend=None, styles=styles
+    )
+    draw_surface(
+        axes[0, 1], surface, warm, title="With warm-up", every=2, legend=None, styles=styles
+    )
     ax = axes[0, 2]
     for i, opt in enumerate(cfg.optimizers):
         for k, v in paths.items():
             if v["optimizer"] == opt:
-                ax.semilogy(np.maximum(v["losses"], 1e-16), color=PALETTE[i % len(PALETTE)],
-                            ls="--" if v["warmup"] else "-", label=k)
+                ax.semilogy(
+                    np.maximum(v["losses"], 1e-16),
+                    color=PALETTE[i % len(PALETTE)],
+                    ls="--" if v["warmup"] else "-",
+                    label=k,
+                )
     ax.axhline(cfg.target_loss, color="grey", ls=":", lw=1)
     ax.set(title="Loss per step", xlabel="step", ylabel="L(w)")
-    ax.legend(fontsize=7.5)
-    return ctx.save_figure(fig, "surface", f"Paths on {surface.formula} (note the unequal axes: the "
-                           "valley is long and narrow) and the loss per step (dashed: with warm-up; "
-                           f"dotted line: loss {cfg.target_loss:g}).", width=960)
+    _legend(fig, cfg)
+    return ctx.save_figure(
+        fig,
+        "surface",
+        f"Paths on {surface.formula} (note the unequal axes: the "
+        "valley is long and narrow) and the loss per step (dashed: with warm-up; "
+        f"dotted line: loss {cfg.target_loss:g}).",
+        width=960,
+    )
 
 
 def _data_figure(ctx: SectionContext, cfg: Config, runs: dict[str, Any]) -> Any:
@@ -229,9 +354,20 @@ def _data_figure(ctx: SectionContext, cfg: Config, runs: dict[str, Any]) -> Any:
         for i, opt in enumerate(cfg.optimizers):
             for k, v in runs.items():
                 if v["optimizer"] == opt and v[key]:
-                    ax.semilogy(range(1, len(v[key]) + 1), v[key], color=PALETTE[i % len(PALETTE)],
-                                ls="--" if v["warmup"] else "-", label=k)
-        ax.set(title="Training loss" if j == 0 else "Validation loss", xlabel="epoch", ylabel="loss")
-    axes[0, 0].legend(fontsize=7.5)
-    return ctx.save_figure(fig, "training", f"The digits: the MLP (hidden {cfg.hidden}) with each "
-                           "optimizer (dashed: with warm-up).", width=860)
+                    ax.semilogy(
+                        range(1, len(v[key]) + 1),
+                        v[key],
+                        color=PALETTE[i % len(PALETTE)],
+                        ls="--" if v["warmup"] else "-",
+                        label=k,
+                    )
+        ax.set(
+            title="Training loss" if j == 0 else "Validation loss", xlabel="epoch", ylabel="loss"
+        )
+    _legend(fig, cfg)
+    return ctx.save_figure(
+        fig,
+        "training",
+        f"The digits: the MLP (hidden {cfg.hidden}) with each optimizer (dashed: with warm-up).",
+        width=860,
+    )

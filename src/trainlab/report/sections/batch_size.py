@@ -79,8 +79,13 @@ class Config:
 
 def default_config(quick: bool) -> Config:
     if quick:
-        return Config(batch_sizes=[1, 16, 128, 1024], epochs=6, timing_repeats=15, noise_samples=24,
-                      equal_updates=150)
+        return Config(
+            batch_sizes=[1, 16, 128, 1024],
+            epochs=6,
+            timing_repeats=15,
+            noise_samples=24,
+            equal_updates=150,
+        )
     return Config()
 
 
@@ -107,43 +112,87 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             update_s = _time_update(fresh(), x_tr, y_tr, b, cfg, ctx.seed)
             noise = _gradient_noise(fresh(), x_tr, y_tr, b, full_grad, cfg.noise_samples, ctx.seed)
             model = fresh()
-            tc = ctx.train_config(epochs=cfg.epochs, batch_size=b, optimizer=cfg.optimizer,
-                                  optimizer_kwargs={"lr": cfg.lr}, restore_best=False)
-            hist = fit(model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy})
+            tc = ctx.train_config(
+                epochs=cfg.epochs,
+                batch_size=b,
+                optimizer=cfg.optimizer,
+                optimizer_kwargs={"lr": cfg.lr},
+                restore_best=False,
+            )
+            hist = fit(
+                model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy}
+            )
             train_loss, train_acc = loss_and_accuracy(model, x_tr, y_tr)
             val_loss, val_acc = loss_and_accuracy(model, x_val, y_val)
             # The same number of updates: large batches get many more epochs.
             model = fresh()
-            fit(model, cross_entropy, _Updates(x_tr, y_tr, b, cfg.equal_updates, ctx.seed), None,
-                ctx.train_config(epochs=1, batch_size=b, optimizer=cfg.optimizer,
-                                 optimizer_kwargs={"lr": cfg.lr}, restore_best=False))
+            fit(
+                model,
+                cross_entropy,
+                _Updates(x_tr, y_tr, b, cfg.equal_updates, ctx.seed),
+                None,
+                ctx.train_config(
+                    epochs=1,
+                    batch_size=b,
+                    optimizer=cfg.optimizer,
+                    optimizer_kwargs={"lr": cfg.lr},
+                    restore_best=False,
+                ),
+            )
             eq_train_loss, _ = loss_and_accuracy(model, x_tr, y_tr)
             _, eq_val_acc = loss_and_accuracy(model, x_val, y_val)
         epoch_times = sorted(hist["time_s"])
         per[b] = {
-            "batch_size": b, "updates_per_epoch": -(-n // b), "time_per_update_ms": update_s * 1e3,
-            "time_per_epoch_s": epoch_times[len(epoch_times) // 2], "gradient_noise": noise,
+            "batch_size": b,
+            "updates_per_epoch": -(-n // b),
+            "time_per_update_ms": update_s * 1e3,
+            "time_per_epoch_s": epoch_times[len(epoch_times) // 2],
+            "gradient_noise": noise,
             "relative_gradient_noise": noise / float(full_grad.square().sum()),
-            "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
-            "equal_updates": cfg.equal_updates, "equal_updates_epochs": cfg.equal_updates * b / n,
-            "equal_updates_train_loss": eq_train_loss, "equal_updates_val_acc": eq_val_acc,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "equal_updates": cfg.equal_updates,
+            "equal_updates_epochs": cfg.equal_updates * b / n,
+            "equal_updates_train_loss": eq_train_loss,
+            "equal_updates_val_acc": eq_val_acc,
         }
         curves[b] = hist["train_loss"]
 
     small, large = per[sizes[0]], per[sizes[-1]]
     ratio = large["time_per_update_ms"] / small["time_per_update_ms"]
-    same_upto = max(b for b in sizes if per[b]["time_per_update_ms"] <= cfg.same_update_ratio * small["time_per_update_ms"])
+    same_upto = max(
+        b
+        for b in sizes
+        if per[b]["time_per_update_ms"] <= cfg.same_update_ratio * small["time_per_update_ms"]
+    )
     measured = [
-        (f"{small['time_per_update_ms']:.3g} ms", f"{large['time_per_update_ms']:.3g} ms ({ratio:.1f}x)",
-         ratio <= cfg.same_update_ratio),
-        (f"{small['time_per_epoch_s']:.3g} s", f"{large['time_per_epoch_s']:.3g} s",
-         small["time_per_epoch_s"] > large["time_per_epoch_s"]),
-        (f"{small['gradient_noise']:.3g}", f"{large['gradient_noise']:.3g}",
-         small["gradient_noise"] > large["gradient_noise"]),
-        (f"loss {small['train_loss']:.4f}", f"loss {large['train_loss']:.4f}",
-         small["train_loss"] < large["train_loss"]),
-        (f"accuracy {small['val_acc']:.1%}", f"accuracy {large['val_acc']:.1%}",
-         None if small["val_acc"] == large["val_acc"] else small["val_acc"] > large["val_acc"]),
+        (
+            f"{small['time_per_update_ms']:.3g} ms",
+            f"{large['time_per_update_ms']:.3g} ms ({ratio:.1f}x)",
+            ratio <= cfg.same_update_ratio,
+        ),
+        (
+            f"{small['time_per_epoch_s']:.3g} s",
+            f"{large['time_per_epoch_s']:.3g} s",
+            small["time_per_epoch_s"] > large["time_per_epoch_s"],
+        ),
+        (
+            f"{small['gradient_noise']:.3g}",
+            f"{large['gradient_noise']:.3g}",
+            small["gradient_noise"] > large["gradient_noise"],
+        ),
+        (
+            f"loss {small['train_loss']:.4f}",
+            f"loss {large['train_loss']:.4f}",
+            small["train_loss"] < large["train_loss"],
+        ),
+        (
+            f"accuracy {small['val_acc']:.1%}",
+            f"accuracy {large['val_acc']:.1%}",
+            None if small["val_acc"] == large["val_acc"] else small["val_acc"] > large["val_acc"],
+        ),
     ]
     chapter_rows = [
         [aspect, ws, ms, wl, ml, ok]
@@ -152,9 +201,19 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
     agree = {CHAPTER_TABLE[i][0]: measured[i][2] for i in range(len(measured))}
     n_agree = sum(1 for v in agree.values() if v)
     detail_rows = [
-        [p["batch_size"], p["updates_per_epoch"], p["time_per_update_ms"], p["time_per_epoch_s"],
-         p["gradient_noise"], p["relative_gradient_noise"], p["train_loss"], p["val_acc"],
-         p["equal_updates_epochs"], p["equal_updates_train_loss"], p["equal_updates_val_acc"]]
+        [
+            p["batch_size"],
+            p["updates_per_epoch"],
+            p["time_per_update_ms"],
+            p["time_per_epoch_s"],
+            p["gradient_noise"],
+            p["relative_gradient_noise"],
+            p["train_loss"],
+            p["val_acc"],
+            p["equal_updates_epochs"],
+            p["equal_updates_train_loss"],
+            p["equal_updates_val_acc"],
+        ]
         for p in per.values()
     ]
     disagree = [a for a, v in agree.items() if v is False]
@@ -163,31 +222,63 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         f"{n_agree} of the chapter's 5 rows hold on {device} (batch {sizes[0]} vs {sizes[-1]}, "
         f"{cfg.epochs} epochs each)"
         + (f"; not {', '.join(disagree)}" if disagree else "")
-        + (f" - an update of batch {sizes[-1]} takes {ratio:.1f}x as long as one of batch {sizes[0]}"
-           if not agree["time for one update"] else "")
+        + (
+            f" - an update of batch {sizes[-1]} takes {ratio:.1f}x as long as one of batch {sizes[0]}"
+            if not agree["time for one update"]
+            else ""
+        )
         + "."
     )
     verdict = Verdict(text, True if n_agree == 5 else (None if n_agree >= 3 else False))
-    numbers = {"n_train": n, "per_batch_size": per, "update_time_ratio_large_small": ratio,
-               "same_update_time_up_to_batch": same_upto, "agrees": agree}
+    numbers = {
+        "n_train": n,
+        "per_batch_size": per,
+        "update_time_ratio_large_small": ratio,
+        "same_update_time_up_to_batch": same_upto,
+        "agrees": agree,
+    }
     tables = [
         Table(
             caption=f"The chapter's table beside the measurements (smallest batch {sizes[0]}, "
             f"largest {sizes[-1]}; {n} training images, {cfg.optimizer} lr {cfg.lr:g}, "
             f"{cfg.epochs} epochs).",
-            columns=["aspect", "chapter: small batch", f"measured: batch {sizes[0]}",
-                     "chapter: large batch", f"measured: batch {sizes[-1]}", "agrees"],
-            rows=chapter_rows, mark_columns=["agrees"],
+            columns=[
+                "aspect",
+                "chapter: small batch",
+                f"measured: batch {sizes[0]}",
+                "chapter: large batch",
+                f"measured: batch {sizes[-1]}",
+                "agrees",
+            ],
+            rows=chapter_rows,
+            mark_columns=["agrees"],
         ),
         Table(
             caption="Every batch size. Gradient noise is E||g_B - g||^2 at the initial weights; "
             "relative noise divides it by ||g||^2.",
-            columns=["batch size", "updates / epoch", "ms / update", "s / epoch", "gradient noise",
-                     "relative noise", "train loss", "val accuracy", "epochs (2nd budget)",
-                     "train loss (2nd)", "val accuracy (2nd)"],
+            columns=[
+                "batch size",
+                "updates / epoch",
+                "ms / update",
+                "s / epoch",
+                "gradient noise",
+                "relative noise",
+                "train loss",
+                "val accuracy",
+                "epochs (2nd budget)",
+                "train loss (2nd)",
+                "val accuracy (2nd)",
+            ],
             rows=detail_rows,
-            formats={"ms / update": ".3g", "s / epoch": ".3g", "train loss": ".4f", "val accuracy": ".1%",
-                     "epochs (2nd budget)": ".3g", "train loss (2nd)": ".4f", "val accuracy (2nd)": ".1%"},
+            formats={
+                "ms / update": ".3g",
+                "s / epoch": ".3g",
+                "train loss": ".4f",
+                "val accuracy": ".1%",
+                "epochs (2nd budget)": ".3g",
+                "train loss (2nd)": ".4f",
+                "val accuracy (2nd)": ".1%",
+            },
         ),
     ]
     figs = [_figure_costs(ctx, per, sizes, n), _figure_training(ctx, per, curves, sizes)]
@@ -198,15 +289,21 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         f"{cfg.equal_updates} updates each), batch {sizes[0]} ends with training loss "
         f"{small['equal_updates_train_loss']:.4f} and batch {sizes[-1]} with "
         f"{large['equal_updates_train_loss']:.4f}: "
-        + ("small batches still optimise better." if eq_small_better else
-           "large batches optimise better per update; the chapter's advantage of small batches is "
-           "one of more updates per epoch."),
+        + (
+            "small batches still optimise better."
+            if eq_small_better
+            else "large batches optimise better per update; the chapter's advantage of small batches is "
+            "one of more updates per epoch."
+        ),
         f"Time per update stays within {cfg.same_update_ratio:g}x of batch {sizes[0]} up to batch "
         f"{same_upto} here. The chapter's 'same time per update' assumes a GPU that processes a "
-        "batch's examples in parallel; a CPU thread does them one after another."
+        "batch's examples in parallel; a CPU thread does them one after another.",
     ]
     return SectionResult(
-        number=ctx.number, key=KEY, title=TITLE, claim=CLAIM,
+        number=ctx.number,
+        key=KEY,
+        title=TITLE,
+        claim=CLAIM,
         experiment=(
             f"An MLP (hidden {cfg.hidden}) on {n} training images is trained with each batch size "
             f"in {sizes} for {cfg.epochs} epochs from the same initial weights with {cfg.optimizer} "
@@ -216,7 +313,11 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             "'generalisation' the validation accuracy. A second budget gives every batch size "
             f"{cfg.equal_updates} updates instead (columns marked 2nd)."
         ),
-        figures=figs, tables=tables, verdict=verdict, numbers=numbers, notes=notes,
+        figures=figs,
+        tables=tables,
+        verdict=verdict,
+        numbers=numbers,
+        notes=notes,
     )
 
 
@@ -283,7 +384,9 @@ def _time_update(model: nn.Module, x: Tensor, y: Tensor, b: int, cfg: Config, se
     return times[len(times) // 2]
 
 
-def _figure_costs(ctx: SectionContext, per: dict[int, dict[str, Any]], sizes: list[int], n: int) -> Any:
+def _figure_costs(
+    ctx: SectionContext, per: dict[int, dict[str, Any]], sizes: list[int], n: int
+) -> Any:
     fig, axes = subplots(3, width=3.9, height=3.3)
     ax = axes[0, 0]
     ax.loglog(sizes, [per[b]["time_per_update_ms"] for b in sizes], "o-", color=PALETTE[0])
@@ -297,19 +400,37 @@ def _figure_costs(ctx: SectionContext, per: dict[int, dict[str, Any]], sizes: li
         noise = [per[b]["gradient_noise"] for b in bs]
         ax.loglog(bs, noise, "o-", color=PALETTE[2], label="measured")
         scale = noise[0] / (1 / bs[0] - 1 / n)
-        ax.loglog(bs, [scale * (1 / b - 1 / n) for b in bs], "--", color="grey",
-                  lw=1, label="(1/B - 1/N) scaling")
+        ax.loglog(
+            bs,
+            [scale * (1 / b - 1 / n) for b in bs],
+            "--",
+            color="grey",
+            lw=1,
+            label="(1/B - 1/N) scaling",
+        )
         ax.legend()
     ax.set(title="Gradient noise E||g_B - g||²", xlabel="batch size", ylabel="squared norm")
-    return ctx.save_figure(fig, "costs", "Cost and noise per batch size (log-log). The full batch has "
-                           "no gradient noise and is left off the right panel.", width=900)
+    return ctx.save_figure(
+        fig,
+        "costs",
+        "Cost and noise per batch size (log-log). The full batch has "
+        "no gradient noise and is left off the right panel.",
+        width=900,
+    )
 
 
-def _figure_training(ctx: SectionContext, per: dict[int, dict[str, Any]], curves: dict[int, list[float]], sizes: list[int]) -> Any:
+def _figure_training(
+    ctx: SectionContext,
+    per: dict[int, dict[str, Any]],
+    curves: dict[int, list[float]],
+    sizes: list[int],
+) -> Any:
     fig, axes = subplots(2, width=4.6, height=3.4)
     ax = axes[0, 0]
     for i, b in enumerate(sizes):
-        ax.plot(range(1, len(curves[b]) + 1), curves[b], color=PALETTE[i % len(PALETTE)], label=f"B={b}")
+        ax.plot(
+            range(1, len(curves[b]) + 1), curves[b], color=PALETTE[i % len(PALETTE)], label=f"B={b}"
+        )
     ax.set(title="Training loss per epoch", xlabel="epoch", ylabel="training loss", yscale="log")
     ax.legend()
     ax = axes[0, 1]
@@ -317,5 +438,10 @@ def _figure_training(ctx: SectionContext, per: dict[int, dict[str, Any]], curves
     ax.semilogx(sizes, [per[b]["val_acc"] for b in sizes], "s-", label="validation accuracy")
     ax.set(title="Optimisation and generalisation", xlabel="batch size", ylabel="accuracy")
     ax.legend()
-    return ctx.save_figure(fig, "training", "Training with each batch size for the same number of "
-                           "epochs: training loss, and final training and validation accuracy.", width=820)
+    return ctx.save_figure(
+        fig,
+        "training",
+        "Training with each batch size for the same number of "
+        "epochs: training loss, and final training and validation accuracy.",
+        width=820,
+    )

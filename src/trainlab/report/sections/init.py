@@ -18,7 +18,7 @@ import torch
 from trainlab.errors import TrainingDiverged
 from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp
 from trainlab.report.context import SectionContext
-from trainlab.report.figures import PALETTE, subplots
+from trainlab.report.figures import PALETTE, legend_below, subplots
 from trainlab.report.result import SectionResult, Table, Verdict
 
 KEY = "init"
@@ -88,11 +88,18 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             for label in cfg.schemes:
                 scheme, kwargs = SCHEMES[label]
                 torch.manual_seed(ctx.seed)
-                model = init_weights(mlp(x_tr.shape[1], [cfg.width] * cfg.depth, activation=act), scheme, **kwargs)
+                model = init_weights(
+                    mlp(x_tr.shape[1], [cfg.width] * cfg.depth, activation=act), scheme, **kwargs
+                )
                 variances = activation_variances(model, probe)
                 saturated = _saturated_share(model, probe, act)
-                tc = ctx.train_config(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
-                                      optimizer_kwargs={"lr": cfg.lr}, restore_best=False)
+                tc = ctx.train_config(
+                    epochs=cfg.epochs,
+                    batch_size=cfg.batch_size,
+                    optimizer=cfg.optimizer,
+                    optimizer_kwargs={"lr": cfg.lr},
+                    restore_best=False,
+                )
                 diverged = False
                 try:
                     hist = fit(model, cross_entropy, (x_tr, y_tr), None, tc)
@@ -104,12 +111,28 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
                 first, last = variances[0], variances[-1]
                 spread = _log10_ratio(last, first)
                 results[act][label] = {
-                    "variances": variances, "first_layer_variance": first, "last_layer_variance": last,
-                    "log10_last_over_first": spread, "train_curve": curve, "train_loss": train_loss,
-                    "val_acc": val_acc, "diverged": diverged, "saturated_last_layer": saturated,
+                    "variances": variances,
+                    "first_layer_variance": first,
+                    "last_layer_variance": last,
+                    "log10_last_over_first": spread,
+                    "train_curve": curve,
+                    "train_loss": train_loss,
+                    "val_acc": val_acc,
+                    "diverged": diverged,
+                    "saturated_last_layer": saturated,
                 }
-                rows.append([act, label, first, last, spread, saturated, train_loss if not diverged else "diverged",
-                             val_acc if not diverged else None])
+                rows.append(
+                    [
+                        act,
+                        label,
+                        first,
+                        last,
+                        spread,
+                        saturated,
+                        train_loss if not diverged else "diverged",
+                        val_acc if not diverged else None,
+                    ]
+                )
 
     best_train = {act: _best(r, "train_loss") for act, r in results.items()}
     checks, scaled_best, naive_best = {}, {}, {}
@@ -123,32 +146,57 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
     n_ok = sum(checks.values())
     acts = list(checks)
     text = (
-        f"After {cfg.epochs} epochs Xavier/He reach training loss "
-        + " and ".join(f"{_fmt_loss(scaled_best[a])} ({a})" for a in acts)
-        + " while the best N(0, σ²) reaches "
-        + " and ".join(_fmt_loss(naive_best[a]) for a in acts)
-    ) if acts else "No tanh or ReLU run was configured"
+        (
+            f"After {cfg.epochs} epochs Xavier/He reach training loss "
+            + " and ".join(f"{_fmt_loss(scaled_best[a])} ({a})" for a in acts)
+            + " while the best N(0, σ²) reaches "
+            + " and ".join(_fmt_loss(naive_best[a]) for a in acts)
+        )
+        if acts
+        else "No tanh or ReLU run was configured"
+    )
     if "relu" in results and "He normal" in results["relu"] and "N(0, 0.01²)" in results["relu"]:
         he, small = results["relu"]["He normal"], results["relu"]["N(0, 0.01²)"]
-        text += (f", and He keeps the ReLU activation variance within a factor "
-                 f"{10 ** abs(he['log10_last_over_first']):.2g} over {cfg.depth} layers where "
-                 f"N(0, 0.01²) shrinks it {10 ** -small['log10_last_over_first']:.0e}-fold")
+        text += (
+            f", and He keeps the ReLU activation variance within a factor "
+            f"{10 ** abs(he['log10_last_over_first']):.2g} over {cfg.depth} layers where "
+            f"N(0, 0.01²) shrinks it {10 ** -small['log10_last_over_first']:.0e}-fold"
+        )
     text += "."
     agrees = (True if n_ok == len(checks) else None if n_ok else False) if checks else None
-    numbers = {"results": results, "best_training_loss": best_train,
-               "scaled_init_beats_naive": checks}
+    numbers = {
+        "results": results,
+        "best_training_loss": best_train,
+        "scaled_init_beats_naive": checks,
+    }
     figs = [_variance_figure(ctx, cfg, results), _training_figure(ctx, cfg, results)]
     table = Table(
         caption=f"Per activation and scheme: activation variance after the first and the last of "
         f"{cfg.depth} hidden layers at initialisation, and the result of {cfg.epochs} epochs of "
         f"{cfg.optimizer} (lr {cfg.lr:g}). 'diverged' means the loss overflowed.",
-        columns=["activation", "initialisation", "variance, layer 1", f"variance, layer {cfg.depth}",
-                 "log10 ratio", f"saturated, layer {cfg.depth}", "train loss", "val accuracy"],
-        rows=rows, formats={"log10 ratio": "+.1f", f"saturated, layer {cfg.depth}": ".0%",
-                            "train loss": ".4f", "val accuracy": ".1%"},
+        columns=[
+            "activation",
+            "initialisation",
+            "variance, layer 1",
+            f"variance, layer {cfg.depth}",
+            "log10 ratio",
+            f"saturated, layer {cfg.depth}",
+            "train loss",
+            "val accuracy",
+        ],
+        rows=rows,
+        formats={
+            "log10 ratio": "+.1f",
+            f"saturated, layer {cfg.depth}": ".0%",
+            "train loss": ".4f",
+            "val accuracy": ".1%",
+        },
     )
     return SectionResult(
-        number=ctx.number, key=KEY, title=TITLE, claim=CLAIM,
+        number=ctx.number,
+        key=KEY,
+        title=TITLE,
+        claim=CLAIM,
         experiment=(
             f"An MLP with {cfg.depth} hidden layers of {cfg.width} units (biases zero) is "
             f"initialised with each scheme and each activation ({', '.join(cfg.activations)}). "
@@ -156,7 +204,10 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             f"validation images; then each network trains for {cfg.epochs} epochs with "
             f"{cfg.optimizer} (lr {cfg.lr:g}, batch {cfg.batch_size}) from that initialisation."
         ),
-        figures=figs, tables=[table], verdict=Verdict(text, agrees), numbers=numbers,
+        figures=figs,
+        tables=[table],
+        verdict=Verdict(text, agrees),
+        numbers=numbers,
         notes=_notes(results, best_train, cfg),
     )
 
@@ -173,16 +224,23 @@ def _notes(results: dict[str, Any], best: dict[str, str], cfg: Config) -> list[s
     notes = []
     if "sigmoid" in results and best.get("sigmoid"):
         b = best["sigmoid"]
-        notes.append(f"With sigmoid the best training loss after {cfg.epochs} epochs is "
-                     f"{results['sigmoid'][b]['train_loss']:.3f} ({b}): this deep sigmoid network trains "
-                     "slowly with every scheme (as Glorot and Bengio observed).")
-    sat = [f"{act} {label}: {r['saturated_last_layer']:.0%}" for act, runs in results.items()
-           for label, r in runs.items() if r["saturated_last_layer"] is not None
-           and r["saturated_last_layer"] > 0.5]
+        notes.append(
+            f"With sigmoid the best training loss after {cfg.epochs} epochs is "
+            f"{results['sigmoid'][b]['train_loss']:.3f} ({b}): this deep sigmoid network trains "
+            "slowly with every scheme (as Glorot and Bengio observed)."
+        )
+    sat = [
+        f"{act} {label}: {r['saturated_last_layer']:.0%}"
+        for act, runs in results.items()
+        for label, r in runs.items()
+        if r["saturated_last_layer"] is not None and r["saturated_last_layer"] > 0.5
+    ]
     if sat:
-        notes.append("More than half the units of the last hidden layer are saturated (gradient "
-                     "near zero) at initialisation in: " + "; ".join(sat) + ". Their variance looks "
-                     "steady only because the outputs are stuck near the activation's limits.")
+        notes.append(
+            "More than half the units of the last hidden layer are saturated (gradient "
+            "near zero) at initialisation in: " + "; ".join(sat) + ". Their variance looks "
+            "steady only because the outputs are stuck near the activation's limits."
+        )
     return notes
 
 
@@ -223,11 +281,18 @@ def _variance_figure(ctx: SectionContext, cfg: Config, results: dict[str, Any]) 
     for ax, (act, runs) in zip(axes[0], results.items()):
         for i, (label, r) in enumerate(runs.items()):
             v = [x if math.isfinite(x) and x > 0 else float("nan") for x in r["variances"]]
-            ax.semilogy(range(1, len(v) + 1), v, "o-", ms=3, color=PALETTE[i % len(PALETTE)], label=label)
+            ax.semilogy(
+                range(1, len(v) + 1), v, "o-", ms=3, color=PALETTE[i % len(PALETTE)], label=label
+            )
         ax.set(title=f"{act}", xlabel="hidden layer", ylabel="activation variance")
-    axes[0, 0].legend()
-    return ctx.save_figure(fig, "variance", "Variance of each hidden layer's activations at "
-                           "initialisation, on real digits (log scale).", width=900)
+    legend_below(fig, source=axes[0, 0])
+    return ctx.save_figure(
+        fig,
+        "variance",
+        "Variance of each hidden layer's activations at "
+        "initialisation, on real digits (log scale).",
+        width=900,
+    )
 
 
 def _training_figure(ctx: SectionContext, cfg: Config, results: dict[str, Any]) -> Any:
@@ -235,9 +300,20 @@ def _training_figure(ctx: SectionContext, cfg: Config, results: dict[str, Any]) 
     for ax, (act, runs) in zip(axes[0], results.items()):
         for i, (label, r) in enumerate(runs.items()):
             if r["train_curve"]:
-                ax.plot(range(1, len(r["train_curve"]) + 1), r["train_curve"], color=PALETTE[i % len(PALETTE)],
-                        label=label)
+                ax.semilogy(
+                    range(1, len(r["train_curve"]) + 1),
+                    r["train_curve"],
+                    color=PALETTE[i % len(PALETTE)],
+                    label=label,
+                )
+            else:  # keep the colour in the legend for a diverged run
+                ax.plot([], [], color=PALETTE[i % len(PALETTE)], label=label)
         ax.set(title=f"{act}", xlabel="epoch", ylabel="training loss")
-    axes[0, 0].legend()
-    return ctx.save_figure(fig, "training", f"Training loss per epoch ({cfg.optimizer}, lr "
-                           f"{cfg.lr:g}); a missing line diverged.", width=900)
+    legend_below(fig, source=axes[0, -1])
+    return ctx.save_figure(
+        fig,
+        "training",
+        f"Training loss per epoch ({cfg.optimizer}, lr "
+        f"{cfg.lr:g}; log scale); a missing line diverged.",
+        width=900,
+    )

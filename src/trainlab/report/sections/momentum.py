@@ -9,7 +9,6 @@ surface with a shallow local minimum beside a deeper one, and on the digits with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -65,10 +64,17 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
     local, best = surface.minima["local minimum"], surface.minima["global minimum"]
     sweep_rows, ends = [], {}
     for lam in sorted(set(cfg.sweep) | {0.0, cfg.momentum}):
-        path, losses = trajectory(surface, cfg.start, "momentum", {"lr": cfg.lr, "momentum": lam}, cfg.steps)
+        path, losses = trajectory(
+            surface, cfg.start, "momentum", {"lr": cfg.lr, "momentum": lam}, cfg.steps
+        )
         where = surface.nearest_minimum(path[-1]) if losses[-1] < float("inf") else "diverged"
-        ends[lam] = {"path": path, "losses": losses, "end": where, "final_loss": float(losses[-1]),
-                     "final_point": path[-1].tolist()}
+        ends[lam] = {
+            "path": path,
+            "losses": losses,
+            "end": where,
+            "final_loss": float(losses[-1]),
+            "final_point": path[-1].tolist(),
+        }
         sweep_rows.append([lam, float(losses[-1]), where, path[-1][0], path[-1][1]])
     plain, mom = ends[0.0], ends[cfg.momentum]
 
@@ -81,13 +87,25 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
     for name, lam in runs.items():
         model = mlp(x_tr.shape[1], cfg.hidden)
         model.load_state_dict(init)
-        tc = ctx.train_config(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="momentum",
-                              optimizer_kwargs={"lr": cfg.lr, "momentum": lam}, restore_best=False)
+        tc = ctx.train_config(
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            optimizer="momentum",
+            optimizer_kwargs={"lr": cfg.lr, "momentum": lam},
+            restore_best=False,
+        )
         with ctx.step(f"digits, {name}"):
-            hists[name] = fit(model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy})
+            hists[name] = fit(
+                model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy}
+            )
         train_loss, _ = loss_and_accuracy(model, x_tr, y_tr)
         val_loss, val_acc = loss_and_accuracy(model, x_val, y_val)
-        data_numbers[name] = {"momentum": lam, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
+        data_numbers[name] = {
+            "momentum": lam,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+        }
         data_rows.append([name, train_loss, val_loss, val_acc])
     (n_plain, d_plain), (n_mom, d_mom) = data_numbers.items()
 
@@ -100,49 +118,96 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         f"{mom['end']} (L = {mom['final_loss']:.3f}); on the digits momentum ends at training loss "
         f"{d_mom['train_loss']:.4f} against {d_plain['train_loss']:.4f} after {cfg.epochs} epochs."
     )
-    verdict = Verdict(text, True if (escaped and faster) else (None if (escaped or faster) else False))
+    verdict = Verdict(
+        text, True if (escaped and faster) else (None if (escaped or faster) else False)
+    )
     numbers = {
-        "surface": surface.formula, "local_minimum": list(local), "global_minimum": list(best),
-        "loss_local_minimum": surface.loss(local), "loss_global_minimum": surface.loss(best),
-        "sweep": {str(lam): {k: v for k, v in e.items() if k not in ("path", "losses")} for lam, e in ends.items()},
-        "momentum_reaches_global_for": reach, "data": data_numbers,
-        "escaped_local_minimum": escaped, "momentum_lower_training_loss": faster,
+        "surface": surface.formula,
+        "local_minimum": list(local),
+        "global_minimum": list(best),
+        "loss_local_minimum": surface.loss(local),
+        "loss_global_minimum": surface.loss(best),
+        "sweep": {
+            str(lam): {k: v for k, v in e.items() if k not in ("path", "losses")}
+            for lam, e in ends.items()
+        },
+        "momentum_reaches_global_for": reach,
+        "data": data_numbers,
+        "escaped_local_minimum": escaped,
+        "momentum_lower_training_loss": faster,
     }
 
     fig, axes = subplots(2, width=5.4, height=4.2)
-    draw_surface(axes[0, 0], surface, {"gradient descent (λ = 0)": plain["path"],
-                                      f"momentum (λ = {cfg.momentum:g})": mom["path"]},
-                 title=f"{cfg.steps} steps, η = {cfg.lr:g}", every=3)
+    draw_surface(
+        axes[0, 0],
+        surface,
+        {
+            "gradient descent (λ = 0)": plain["path"],
+            f"momentum (λ = {cfg.momentum:g})": mom["path"],
+        },
+        title=f"{cfg.steps} steps, η = {cfg.lr:g}",
+        every=3,
+    )
     ax = axes[0, 1]
     ax.plot(plain["losses"], label="gradient descent (λ = 0)")
     ax.plot(mom["losses"], label=f"momentum (λ = {cfg.momentum:g})")
     ax.axhline(surface.loss(local), color="grey", ls=":", lw=1)
     ax.axhline(surface.loss(best), color="grey", ls="--", lw=1)
-    ax.set(title="Loss along the path", xlabel="step", ylabel="L(w)")
+    lo, hi = surface.loss(best), surface.loss(local)
+    ax.set_ylim(
+        lo - 0.3 * (hi - lo), hi + 1.5 * (hi - lo)
+    )  # the start is far above; zoom on the minima
+    ax.set(title="Loss along the path (zoomed on the minima)", xlabel="step", ylabel="L(w)")
     ax.legend()
     fig_surface = ctx.save_figure(
-        fig, "surface", f"Left: {surface.formula}, with the paths of gradient descent and momentum "
+        fig,
+        "surface",
+        f"Left: {surface.formula}, with the paths of gradient descent and momentum "
         "from the black square. Right: the loss along each path (dotted: local minimum, dashed: "
-        "global minimum).", width=900)
+        "global minimum).",
+        width=900,
+    )
     fig2, axes2 = subplots(2, width=4.6, height=3.4)
-    plot_curves(axes2[0, 0], {k: h["train_loss"] for k, h in hists.items()}, title="Training loss",
-                log_y=True)
-    plot_curves(axes2[0, 1], {k: h["val_acc"] for k, h in hists.items()}, title="Validation accuracy",
-                ylabel="accuracy")
-    fig_data = ctx.save_figure(fig2, "training", f"The MLP (hidden {cfg.hidden}) on the digits, "
-                               f"η = {cfg.lr:g}, batch {cfg.batch_size}, same initial weights.", width=820)
+    plot_curves(
+        axes2[0, 0],
+        {k: h["train_loss"] for k, h in hists.items()},
+        title="Training loss",
+        log_y=True,
+    )
+    plot_curves(
+        axes2[0, 1],
+        {k: h["val_acc"] for k, h in hists.items()},
+        title="Validation accuracy",
+        ylabel="accuracy",
+    )
+    fig_data = ctx.save_figure(
+        fig2,
+        "training",
+        f"The MLP (hidden {cfg.hidden}) on the digits, "
+        f"η = {cfg.lr:g}, batch {cfg.batch_size}, same initial weights.",
+        width=820,
+    )
     tables = [
-        Table(caption=f"Where {cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}) end, for "
-              f"each λ (η = {cfg.lr:g}); local minimum L = {surface.loss(local):.3f}, global "
-              f"L = {surface.loss(best):.3f}.",
-              columns=["momentum λ", "final loss", "ends in", "w1", "w2"], rows=sweep_rows,
-              formats={"final loss": ".4f", "w1": ".3f", "w2": ".3f"}),
-        Table(caption=f"The digits after {cfg.epochs} epochs.",
-              columns=["run", "train loss", "val loss", "val accuracy"], rows=data_rows,
-              formats={"train loss": ".4f", "val loss": ".4f", "val accuracy": ".1%"}),
+        Table(
+            caption=f"Where {cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}) end, for "
+            f"each λ (η = {cfg.lr:g}); local minimum L = {surface.loss(local):.3f}, global "
+            f"L = {surface.loss(best):.3f}.",
+            columns=["momentum λ", "final loss", "ends in", "w1", "w2"],
+            rows=sweep_rows,
+            formats={"final loss": ".4f", "w1": ".3f", "w2": ".3f"},
+        ),
+        Table(
+            caption=f"The digits after {cfg.epochs} epochs.",
+            columns=["run", "train loss", "val loss", "val accuracy"],
+            rows=data_rows,
+            formats={"train loss": ".4f", "val loss": ".4f", "val accuracy": ".1%"},
+        ),
     ]
     return SectionResult(
-        number=ctx.number, key=KEY, title=TITLE, claim=CLAIM,
+        number=ctx.number,
+        key=KEY,
+        title=TITLE,
+        claim=CLAIM,
         experiment=(
             f"On the surface {surface.formula}, trainlab's lecture-form momentum optimizer runs "
             f"{cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}) with η = {cfg.lr:g} for "
@@ -150,7 +215,12 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             f"trains for {cfg.epochs} epochs with λ = 0 and λ = {cfg.momentum:g} from the same "
             "initial weights."
         ),
-        figures=[fig_surface, fig_data], tables=tables, verdict=verdict, numbers=numbers,
-        notes=[f"Momentum values that reach the global minimum here: "
-               f"{', '.join(f'{v:g}' for v in reach) or 'none'}."],
+        figures=[fig_surface, fig_data],
+        tables=tables,
+        verdict=verdict,
+        numbers=numbers,
+        notes=[
+            f"Momentum values that reach the global minimum here: "
+            f"{', '.join(f'{v:g}' for v in reach) or 'none'}."
+        ],
     )
