@@ -121,6 +121,8 @@ def test_init_weights_normal_std_and_torch_default() -> None:
     torch.testing.assert_close(model.bias.detach(), bias_before)
     init_weights(model, "normal", std=0.5)
     assert float(model.weight.detach().std()) == pytest.approx(0.5, rel=0.02)
+    init_weights(model, "normal", sigma=0.25)  # the lecture's name for std
+    assert float(model.weight.detach().std()) == pytest.approx(0.25, rel=0.02)
     init_weights(model, "normal")  # default σ = 1
     assert float(model.weight.detach().std()) == pytest.approx(1.0, rel=0.02)
 

@@ -80,7 +80,11 @@ def _fan(weight: Tensor, mode: str) -> int:
 
 @torch.no_grad()
 def normal_(
-    weight: Tensor, std: float = 1.0, mean: float = 0.0, generator: torch.Generator | None = None
+    weight: Tensor,
+    std: float = 1.0,
+    mean: float = 0.0,
+    generator: torch.Generator | None = None,
+    sigma: float | None = None,
 ) -> Tensor:
     """The naive scheme: every weight from N(mean, std²), whatever the layer's size.
 
@@ -89,10 +93,13 @@ def normal_(
         std: standard deviation σ (the lecture contrasts σ = 1 and σ = 0.01).
         mean: mean of the distribution.
         generator: optional random generator for reproducibility.
+        sigma: the lecture's name for ``std``; overrides it when given.
 
     Returns:
         ``weight``.
     """
+    if sigma is not None:
+        std = sigma
     if std < 0:
         raise ValueError(f"std must be non-negative, got {std}")
     return weight.normal_(mean, std, generator=generator)

@@ -7,7 +7,7 @@ presents it (Hung-yi Lee, ML 2021: "Adam = RMSProp + Momentum"):
     m̂ᵗ = mᵗ / (1 − β₁ᵗ)                 v̂ᵗ = vᵗ / (1 − β₂ᵗ)
     θᵗ = θᵗ⁻¹ − η m̂ᵗ / (sqrt(v̂ᵗ) + ε)
 
-* :class:`AdamLecture` transcribes these lines literally (the bias-corrected m̂ and v̂ are formed).
+* :class:`AdamLecture` transcribes these lines (v̂ is formed; m̂'s scalar correction joins η).
 * :class:`Adam` is PyTorch's arrangement of the same map (``torch.optim.Adam``): the corrections
   are folded into scalars, ``θ −= (η / (1 − β₁ᵗ)) · m / (sqrt(v) / sqrt(1 − β₂ᵗ) + ε)``, with L2
   ``weight_decay`` (or decoupled, AdamW-style, with ``decoupled_weight_decay=True``), ``amsgrad``
@@ -99,7 +99,7 @@ class Adam(ForeachOptimizer):
 
 
 class AdamLecture(ForeachOptimizer):
-    """Adam as written in the paper and the lecture, with m̂ and v̂ formed explicitly.
+    """Adam as written in the paper and the lecture: bias-corrected v̂, then η·m̂ / (sqrt(v̂) + ε).
 
     Args:
         params: parameters or parameter groups.
@@ -142,11 +142,13 @@ class AdamLecture(ForeachOptimizer):
         torch._foreach_add_(m, grads, alpha=1 - beta1)  # mᵗ = β₁mᵗ⁻¹ + (1 − β₁)gᵗ
         torch._foreach_mul_(v, beta2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)  # vᵗ = β₂vᵗ⁻¹ + (1 − β₂)(gᵗ)²
-        m_hat = torch._foreach_div(m, [1 - beta1**t for t in steps])
-        v_hat = torch._foreach_div(v, [1 - beta2**t for t in steps])
+        v_hat = torch._foreach_div(v, [1 - beta2**t for t in steps])  # v̂ᵗ = vᵗ / (1 − β₂ᵗ)
         torch._foreach_sqrt_(v_hat)
         torch._foreach_add_(v_hat, group["eps"])  # sqrt(v̂ᵗ) + ε
-        torch._foreach_addcdiv_(params, m_hat, v_hat, value=-float(group["lr"]))
+        # θᵗ = θᵗ⁻¹ − η m̂ᵗ / (sqrt(v̂ᵗ) + ε) with m̂ᵗ = mᵗ / (1 − β₁ᵗ): the division by (1 − β₁ᵗ) is a
+        # scalar, so it joins η rather than costing a full-size m̂ per step.
+        lr = float(group["lr"])
+        torch._foreach_addcdiv_(params, m, v_hat, [-lr / (1 - beta1**t) for t in steps])
 
 
 OPTIMIZERS.register("adam", "Adam, PyTorch's form (equal to torch.optim.Adam)")(Adam)
