@@ -281,3 +281,19 @@ def test_many_configurations_quickly() -> None:
         a, b = _run(ref, x, dy), _run(ours, x, dy)
         for key in a:
             torch.testing.assert_close(b[key], a[key], **TOL)
+
+
+@pytest.mark.parametrize("wanted", [("x",), ("weight",), ("bias",), ("weight", "bias")])
+def test_partial_gradients(wanted: tuple[str, ...]) -> None:
+    # Frozen input or frozen affine parameters: only the requested gradients are computed.
+    torch.manual_seed(8)
+    ref, ours = _pair((4, 3, 5, 5))
+    x = torch.randn(4, 3, 5, 5, dtype=F64)
+    dy = torch.randn_like(x)
+    grads = []
+    for layer in (ref, ours):
+        xi = x.clone().requires_grad_("x" in wanted)
+        tensors = {"x": xi, "weight": layer.weight, "bias": layer.bias}
+        grads.append(torch.autograd.grad(layer(xi), [tensors[n] for n in wanted], dy))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, **TOL)

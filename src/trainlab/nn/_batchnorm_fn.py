@@ -175,6 +175,8 @@ def _fused_backward(
     n = x.numel() // x.shape[1]
     shape = channel_shape(x)
     sum_dy = channel_sum(dy)
+    if not (need_x or need_w):
+        return None, None, sum_dy if need_b else None
     # dy·x goes into the buffer that dx will take anyway, so no extra full-size allocation.
     buf = torch.mul(dy, x)
     # Σ dy·x̂ = σ⁻¹ (Σ dy·x − μ Σ dy): avoids materialising x̂.
