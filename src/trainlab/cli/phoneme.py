@@ -166,7 +166,7 @@ def _presets(args: argparse.Namespace) -> int:
     for name in PRESETS.names():
         print(f"{name}: {PRESETS.help(name)}")
         d = to_dict(preset(name))
-        keys = (
+        keys: tuple[str, ...] = (
             ("hidden", "activation", "batch_norm", "dropout")
             if name != "rnn"
             else (

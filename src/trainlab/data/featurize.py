@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -281,7 +283,7 @@ def _find_audio(root: Path) -> dict[str, Path]:
     return found
 
 
-def _map(fn, jobs, workers):  # type: ignore[no-untyped-def]
+def _map(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> list[Any]:
     workers = max(1, min(workers, os.cpu_count() or 1, len(jobs)))
     if workers == 1:
         return [fn(j) for j in jobs]

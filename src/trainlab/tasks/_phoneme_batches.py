@@ -9,6 +9,7 @@ to ``-100`` (ignored by the loss). Both are re-iterable, so the Trainer runs one
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class FrameBatches:
     def __len__(self) -> int:
         return (len(self.rows) + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor] | Tensor]:
+    def __iter__(self) -> Iterator[Any]:
         n = len(self.rows)
         order = torch.randperm(n, generator=self.generator).numpy() if self.shuffle else None
         for lo in range(0, n, self.batch_size):
@@ -107,7 +108,7 @@ class UtteranceBatches:
             return [self.which[i : i + b] for i in range(0, len(self.which), b)]
         order = self.rng.permutation(self.which)
         pool = 50 * b
-        groups = []
+        groups: list[np.ndarray] = []
         for lo in range(0, len(order), pool):
             chunk = order[lo : lo + pool]
             chunk = chunk[np.argsort(self.utts.lengths[chunk], kind="stable")]

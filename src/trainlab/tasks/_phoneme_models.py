@@ -131,7 +131,7 @@ class FlatFrames(nn.Module):
     cross-entropy whose padded targets are ``-100`` (ignored).
     """
 
-    def __init__(self, net: SequenceRNN) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 

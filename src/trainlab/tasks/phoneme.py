@@ -154,6 +154,9 @@ def train_phoneme(
         )
         metrics["smoothing_candidates"] = scores
     save_model(out / "model", net, cfg, ds.root, transitions, prior, smoothing, metrics)
+    # unmap the training rows before reading the test rows: one data set resident at a time
+    del x, y, train_batches, val_batches
+    ds.train_x = ds.train_y = None
     if ds.test_x is not None:
         test_utts = ds.test_utterances()
         lp = _posteriors(net, cfg, ds.test_x, test_utts, None, device)
@@ -178,8 +181,8 @@ def save_model(
 ) -> None:
     """Write ``model.pt`` (state dict), ``model.json``, ``transitions.npy`` and ``prior.npy``."""
     folder = Path(folder)
-    net = net.to("cpu")
-    atomic_torch_save(net.state_dict(), folder / MODEL_FILE)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    atomic_torch_save(state, folder / MODEL_FILE)
     atomic_write_with(folder / TRANSITIONS_FILE, lambda p: np.save(p, transitions))
     atomic_write_with(folder / PRIOR_FILE, lambda p: np.save(p, prior))
     info = {
@@ -353,6 +356,8 @@ def _batches(
     train_u: np.ndarray,
     val_u: np.ndarray,
 ) -> tuple[Any, Any]:
+    train: Any
+    val: Any
     if cfg.sequence:
         train = UtteranceBatches(
             x,
