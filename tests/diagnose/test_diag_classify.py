@@ -31,6 +31,7 @@ def test_x2_minus_y2_at_origin_is_a_saddle():
     assert r.grad_norm == 0.0
     assert r.min_ratio == 0.5
     assert r.counts == {"positive": 1, "negative": 1, "flat": 0}
+    assert r.curved_ratio == 0.5
     np.testing.assert_allclose(np.abs(r.min_eigenvector), [0.0, 1.0], atol=1e-12)
 
 
@@ -50,6 +51,7 @@ def test_one_minus_w1w2_squared_at_one_one_is_degenerate():
     assert r.verdict is Verdict.DEGENERATE
     np.testing.assert_allclose(r.spectrum.eigenvalues, [0.0, 4.0], atol=1e-12)
     assert r.counts == {"positive": 1, "negative": 0, "flat": 1}
+    assert r.min_ratio == 0.5 and r.curved_ratio == 1.0  # the flat direction is not positive
     assert "flat" in r.explanation
 
 
@@ -129,6 +131,7 @@ def test_lanczos_path_agrees_with_exact_path(problem):
     np.testing.assert_allclose(approx.eigenvalues_bottom, exact.eigenvalues_bottom, rtol=1e-6)
     np.testing.assert_allclose(approx.eigenvalues_top, exact.eigenvalues_top, rtol=1e-6)
     assert approx.min_ratio == pytest.approx(exact.min_ratio, abs=0.1)
+    assert approx.curved_ratio == pytest.approx(exact.curved_ratio, abs=0.1)
     assert approx.min_ratio_source == "SLQ estimate" and approx.counts is None
     assert "density" in approx.to_dict() and "Lanczos" in str(approx)
 

@@ -43,7 +43,7 @@ class DiagnoseConfig:
     grad_tol: float = 1e-3
     eig_rtol: float = 1e-4
     eig_atol: float = 1e-8
-    lanczos_tol: float = 1e-6
+    lanczos_tol: float = 1e-5
     slq_vectors: int = 2
     slq_steps: int = 80
     escape: bool = False

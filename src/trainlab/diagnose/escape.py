@@ -79,10 +79,10 @@ class EscapeResult:
         ]
         if self.eigenvalue >= 0:
             lines.append("  note: no negative curvature here; there is no saddle to escape")
-        lines.append(
-            "  result: the loss "
-            + ("fell: the point was a saddle, not a minimum" if self.decreased else "did not fall")
-        )
+        if self.decreased:
+            lines.append("  result: the loss fell along the direction of negative curvature")
+        else:
+            lines.append("  result: no tried step lowered the loss")
         return "\n".join(lines)
 
     def trials_table(self) -> str:

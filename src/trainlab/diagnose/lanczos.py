@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from trainlab.diagnose.hvp import Objective
+from trainlab.errors import TrainlabError
 
 if TYPE_CHECKING:
     from scipy.sparse.linalg import LinearOperator
@@ -79,19 +80,27 @@ def extreme_eigenpairs(
     which: Literal["top", "bottom", "both"] = "both",
     *,
     tol: float = 1e-6,
-    maxiter: int | None = None,
+    max_hvp: int = 3000,
     ncv: int | None = None,
     seed: int = 0,
 ) -> Eigenpairs:
     """The ``k`` largest and/or ``k`` smallest (algebraic) Hessian eigenvalues by Lanczos.
 
+    The top end is found first. The bottom end is then computed for ``H − λ_max I``, whose
+    eigenvalues are shifted by ``λ_max``: the Krylov space is the same, but ARPACK's relative
+    stopping test becomes relative to the spectral spread instead of to ``|λ_min|``. A network's
+    most negative eigenvalue is often tiny next to ``λ_max``; unshifted, ARPACK would chase it to
+    an accuracy far below what any verdict needs.
+
     Args:
         objective: the loss at a point (see :mod:`trainlab.diagnose.hvp`).
         k: how many eigenvalues at each requested end.
-        which: ``"top"`` (largest), ``"bottom"`` (most negative) or ``"both"`` (two runs).
-        tol: ARPACK's relative accuracy: a Ritz pair is accepted when
-            ``‖H x − λ x‖ ≤ tol · |λ|``.
-        maxiter: ARPACK's restart limit (default ``max(100, 10 n)`` capped at 1,000).
+        which: ``"top"`` (largest), ``"bottom"`` (most negative) or ``"both"``.
+        tol: ARPACK's relative accuracy: a Ritz pair is accepted when ``‖H x − λ x‖ ≤ tol · |λ|``
+            (top end) or ``≤ tol · (λ_max − λ)`` (bottom end).
+        max_hvp: about how many products one ARPACK run may use. A run that does not converge
+            is repeated once with ``max(100 · tol, 1e-4)`` and a larger basis (tight clusters of
+            eigenvalues, common in untrained networks, need that); ``converged`` is then False.
         ncv: Lanczos basis size (default ``max(2k + 1, 20)``).
         seed: seeds the start vector, so runs are reproducible.
 
@@ -113,22 +122,22 @@ def extreme_eigenpairs(
         return Eigenpairs(
             w[idx], v[:, idx], objective.num_hvp - start_hvp, time.perf_counter() - t0, "dense"
         )
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
     op = hessian_operator(objective)
-    vals, vecs, converged = [], [], True
-    ends = {"top": ["LA"], "bottom": ["SA"], "both": ["SA", "LA"]}[which]
-    if maxiter is None:
-        maxiter = min(max(100, 10 * n), 1000)
-    for end in ends:
-        try:
-            w, v = eigsh(
-                op, k=k, which=end, tol=tol, maxiter=maxiter, ncv=ncv, v0=_start_vector(n, seed)
-            )
-        except ArpackNoConvergence as e:  # keep what did converge
-            w, v = e.eigenvalues, e.eigenvectors
-            converged = False
+    ncv = min(n - 1, ncv if ncv is not None else max(2 * k + 1, 20))
+    run = _ArpackRun(n, ncv, tol, max_hvp, seed)
+    vals, vecs = [], []
+    lam_max = None
+    if which in ("top", "both"):
+        w, v = run(op, k, "LA")
         vals.append(w)
+        vecs.append(v)
+        lam_max = float(w.max())
+    if which in ("bottom", "both"):
+        if lam_max is None:  # a rough λ_max is enough for the shift
+            lam_max = float(_ArpackRun(n, ncv, 1e-2, max_hvp, seed)(op, 1, "LA")[0].max())
+        shifted = _shifted(op, lam_max)
+        w, v = run(shifted, k, "SA")
+        vals.append(w + lam_max)
         vecs.append(v)
     w = np.concatenate(vals)
     v = np.concatenate(vecs, axis=1)
@@ -139,8 +148,50 @@ def extreme_eigenpairs(
         objective.num_hvp - start_hvp,
         time.perf_counter() - t0,
         "lanczos (scipy eigsh)",
-        converged,
+        run.converged,
     )
+
+
+def _shifted(op: LinearOperator, sigma: float) -> LinearOperator:
+    """``H − σ I`` as a LinearOperator."""
+    from scipy.sparse.linalg import LinearOperator
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x).reshape(-1)
+        return op.matvec(x) - sigma * x
+
+    return LinearOperator(op.shape, matvec=matvec, rmatvec=matvec, dtype=np.float64)
+
+
+class _ArpackRun:
+    """``eigsh`` with a product budget and one looser retry; remembers whether ``tol`` was met."""
+
+    def __init__(self, n: int, ncv: int, tol: float, max_hvp: int, seed: int) -> None:
+        self.n, self.ncv, self.tol, self.max_hvp, self.seed = n, ncv, tol, max_hvp, seed
+        self.converged = True
+
+    def __call__(self, op: LinearOperator, k: int, which: str) -> tuple[np.ndarray, np.ndarray]:
+        from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+        v0 = _start_vector(self.n, self.seed)
+        ncv, tol = self.ncv, self.tol
+        for attempt in range(2):
+            maxiter = max(1, self.max_hvp // max(ncv - k, 1))
+            try:
+                w, v = eigsh(op, k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
+                return w, v
+            except ArpackNoConvergence as e:
+                self.converged = False
+                if attempt == 1:
+                    if len(e.eigenvalues) == 0:
+                        raise TrainlabError(
+                            f"Lanczos found no eigenvalue within ~{2 * self.max_hvp} "
+                            "Hessian-vector products; allow more (max_hvp) or a looser tol"
+                        ) from None
+                    return e.eigenvalues, e.eigenvectors
+                ncv = min(self.n - 1, max(2 * ncv, 4 * k + 20))
+                tol = max(100 * tol, 1e-4)
+        raise AssertionError("unreachable")
 
 
 def _ends(m: int, k: int, which: str) -> np.ndarray:

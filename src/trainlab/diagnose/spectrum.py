@@ -37,6 +37,11 @@ class Spectrum:
         """The lecture's minimum ratio: the share of eigenvalues ``> tol``."""
         return float(np.mean(self.eigenvalues > tol))
 
+    def curved_ratio(self, tol: float = 0.0) -> float:
+        """The share of positive eigenvalues among those with ``|λ| > tol`` (NaN if none)."""
+        w = self.eigenvalues[np.abs(self.eigenvalues) > tol]
+        return float(np.mean(w > tol)) if w.size else float("nan")
+
     def counts(self, tol: float) -> dict[str, int]:
         """How many eigenvalues are positive, negative, and flat (``|λ| ≤ tol``)."""
         w = self.eigenvalues
@@ -151,6 +156,14 @@ class SpectralDensity:
         return float(
             np.mean([tau[theta > tol].sum() for theta, tau in zip(self.nodes, self.weights)])
         )
+
+    def curved_ratio(self, tol: float = 0.0) -> float:
+        """Estimated share of positive eigenvalues among those with ``|λ| > tol`` (NaN if none)."""
+        pos = np.mean([tau[theta > tol].sum() for theta, tau in zip(self.nodes, self.weights)])
+        curved = np.mean(
+            [tau[np.abs(theta) > tol].sum() for theta, tau in zip(self.nodes, self.weights)]
+        )
+        return float(pos / curved) if curved > 0 else float("nan")
 
     def trace(self) -> float:
         """The quadrature's estimate of ``tr H = n · E[λ]``."""
