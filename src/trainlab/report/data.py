@@ -45,6 +45,7 @@ class ImageData:
     x_val: Tensor
     y_val: Tensor
     source: str = ""
+    noun: str = "the images"  # how the text refers to the data ("on the digits")
     _lenet: tuple[Tensor, Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -177,4 +178,5 @@ def load_report_data(spec: str = "digits") -> ImageData:
         x_val=x_va,
         y_val=torch.from_numpy(labels[va]),
         source=source,
+        noun="the digits" if kind == "digits" else "the images",
     )

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from trainlab.errors import TrainingDiverged
-from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp
+from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp, subset
 from trainlab.report.context import SectionContext
 from trainlab.report.figures import PALETTE, legend_below, subplots
 from trainlab.report.result import SectionResult, Table, Verdict
@@ -49,9 +49,11 @@ class Config:
         surface_a, surface_b: curvatures of the bowl along w1 and w2.
         start, steps: the bowl's starting point and number of updates.
         target_loss: "converged" on the bowl means a loss below this.
-        data_lr: learning rate of each optimizer on the digits.
-        epochs, batch_size, hidden: the digits run.
+        data_lr: learning rate of each optimizer on the data.
+        epochs, batch_size, hidden: the run on the data.
         warmup_fraction: share of the updates spent warming up linearly (schedule "warmup").
+        max_train: at most this many training images (a stratified subset), which bounds the
+            time on larger data sets such as MNIST.
     """
 
     optimizers: list[str] = field(default_factory=lambda: ["sgd", "adagrad", "rmsprop", "adam"])
@@ -70,6 +72,7 @@ class Config:
     batch_size: int = 64
     hidden: list[int] = field(default_factory=lambda: [256, 256, 256])
     warmup_fraction: float = 0.1
+    max_train: int = 2000
 
 
 def default_config(quick: bool) -> Config:
@@ -110,7 +113,8 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
                 "steps_to_target": int(hit[0]) if len(hit) else None,
             }
 
-    (x_tr, y_tr), (x_val, y_val) = ctx.data.flat()
+    (x_all, y_all), (x_val, y_val) = ctx.data.flat()
+    x_tr, y_tr = subset(x_all, y_all, cfg.max_train, ctx.seed)
     torch.manual_seed(ctx.seed)
     init = mlp(x_tr.shape[1], cfg.hidden).state_dict()
     runs: dict[str, dict[str, Any]] = {}
@@ -194,7 +198,7 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             if len(got) < len(reached)
             else ""
         )
-        + f"; on the digits {best_data} ends with the lowest validation loss "
+        + f"; on {ctx.data.noun} {best_data} ends with the lowest validation loss "
         f"({runs[best_data]['val_loss']:.3f}, {base} {runs[base]['val_loss']:.3f}) and warm-up lowers "
         f"it for {n_warm} of {len(warm_helps)} optimizers."
     )
@@ -263,8 +267,9 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             f"than along its valley. Each optimizer ({', '.join(_label(o) for o in cfg.optimizers)}; "
             "trainlab's PyTorch-form implementations) runs from the same point with a learning rate "
             f"that suits it, with and without linear warm-up over the first {cfg.warmup_fraction:.0%} "
-            f"of the steps. On the digits, an MLP (hidden {cfg.hidden}) trains for {cfg.epochs} "
-            "epochs from the same initial weights with each optimizer, with and without warm-up."
+            f"of the steps. On {ctx.data.noun}, an MLP (hidden {cfg.hidden}) trains for {cfg.epochs} "
+            f"epochs on {len(y_tr):,} training images from the same initial weights with each "
+            "optimizer, with and without warm-up."
         ),
         figures=figs,
         tables=tables,

@@ -104,12 +104,16 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         model.load_state_dict(init)
         return model
 
+    from trainlab.device import resolve_device
+
+    device = resolve_device(ctx.config.device)  # time updates where training runs
+    x_dev, y_dev = x_tr.to(device), y_tr.to(device)
     full_grad = _gradient(fresh(), x_tr, y_tr)
     per: dict[int, dict[str, Any]] = {}
     curves: dict[int, list[float]] = {}
     for b in sizes:
         with ctx.step(f"batch {b}: timing, gradient noise and {cfg.epochs} epochs"):
-            update_s = _time_update(fresh(), x_tr, y_tr, b, cfg, ctx.seed)
+            update_s = _time_update(fresh().to(device), x_dev, y_dev, b, cfg, ctx.seed)
             noise = _gradient_noise(fresh(), x_tr, y_tr, b, full_grad, cfg.noise_samples, ctx.seed)
             model = fresh()
             tc = ctx.train_config(
@@ -217,9 +221,9 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         for p in per.values()
     ]
     disagree = [a for a, v in agree.items() if v is False]
-    device = "this " + ("GPU" if str(ctx.config.device).startswith("cuda") else "machine")
+    where = "this GPU" if device.type == "cuda" else f"this {device.type.upper()}"
     text = (
-        f"{n_agree} of the chapter's 5 rows hold on {device} (batch {sizes[0]} vs {sizes[-1]}, "
+        f"{n_agree} of the chapter's 5 rows hold on {where} (batch {sizes[0]} vs {sizes[-1]}, "
         f"{cfg.epochs} epochs each)"
         + (f"; not {', '.join(disagree)}" if disagree else "")
         + (
@@ -296,8 +300,9 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             "one of more updates per epoch."
         ),
         f"Time per update stays within {cfg.same_update_ratio:g}x of batch {sizes[0]} up to batch "
-        f"{same_upto} here. The chapter's 'same time per update' assumes a GPU that processes a "
-        "batch's examples in parallel; a CPU thread does them one after another.",
+        f"{same_upto} here ({device.type.upper()}). The chapter's 'same time per update' assumes a "
+        "GPU that processes a batch's examples in parallel"
+        + ("." if device.type == "cuda" else "; a CPU thread does them one after another."),
     ]
     return SectionResult(
         number=ctx.number,
@@ -370,14 +375,18 @@ def _time_update(model: nn.Module, x: Tensor, y: Tensor, b: int, cfg: Config, se
     opt = create_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr)
     g = torch.Generator().manual_seed(seed)
     batches = [torch.randint(len(y), (b,), generator=g) for _ in range(cfg.timing_repeats + 3)]
+    # GPU kernels run asynchronously: wait for them before reading the clock
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     times = []
     for i, idx in enumerate(batches):
-        xb, yb = x[idx], y[idx]
+        xb, yb = x[idx.to(x.device)], y[idx.to(y.device)]
+        sync()
         t0 = time.perf_counter()
         loss = cross_entropy(model(xb), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sync()
         if i >= 3:  # the first updates pay for allocation
             times.append(time.perf_counter() - t0)
     times.sort()

@@ -11,13 +11,15 @@ evaluation mode.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from trainlab.report._models import cross_entropy, loss_and_accuracy, n_params
+from trainlab.errors import TrainingDiverged
+from trainlab.report._models import cross_entropy, loss_and_accuracy, n_params, subset
 from trainlab.report.context import SectionContext
 from trainlab.report.figures import plot_curves, subplots
 from trainlab.report.result import SectionResult, Table, Verdict
@@ -43,6 +45,11 @@ class Config:
             SGD with a large learning rate).
         check_batch: images in the batch of the equivalence check.
         tol_float32, tol_float64: the largest absolute difference that counts as "the same".
+        sweep_lrs, sweep_epochs: the learning-rate sweep, without BN and with trainlab's BN.
+        trains_below: a run of the sweep "trains" when its final training loss is below this
+            (chance level is ln 10 = 2.30).
+        max_train: at most this many training images (a stratified subset), which bounds the
+            time on larger data sets such as MNIST.
     """
 
     epochs: int = 20
@@ -52,17 +59,22 @@ class Config:
     check_batch: int = 64
     tol_float32: float = 1e-4
     tol_float64: float = 1e-10
+    sweep_lrs: list[float] = field(default_factory=lambda: [0.03, 0.3, 3.0, 30.0])
+    sweep_epochs: int = 8
+    trains_below: float = 1.7
+    max_train: int = 2000
 
 
 def default_config(quick: bool) -> Config:
-    return Config(epochs=5) if quick else Config()
+    return Config(epochs=5, sweep_lrs=[0.3, 3.0], sweep_epochs=3) if quick else Config()
 
 
 def run(ctx: SectionContext, cfg: Config) -> SectionResult:
     from trainlab.nn import lenet
     from trainlab.train import accuracy, fit
 
-    (x_tr, y_tr), (x_val, y_val) = ctx.data.lenet()
+    (x_all, y_all), (x_val, y_val) = ctx.data.lenet()
+    x_tr, y_tr = subset(x_all, y_all, cfg.max_train, ctx.seed)
     torch.manual_seed(ctx.seed)
     base = lenet(bn="scratch")
     runs: dict[str, dict[str, Any]] = {}
@@ -99,6 +111,31 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             "val_acc_curve": hist["val_acc"],
         }
 
+    sweep: dict[str, dict[str, float]] = {"without BN": {}, "trainlab BN": {}}
+    with ctx.step(f"learning-rate sweep {cfg.sweep_lrs}, {cfg.sweep_epochs} epochs each"):
+        for label in sweep:
+            for lr in cfg.sweep_lrs:
+                torch.manual_seed(ctx.seed)
+                model = lenet(bn=VARIANTS[label])
+                model.load_state_dict(
+                    {k: v for k, v in base.state_dict().items() if k in model.state_dict()}
+                )
+                tc = ctx.train_config(
+                    epochs=cfg.sweep_epochs,
+                    batch_size=cfg.batch_size,
+                    optimizer=cfg.optimizer,
+                    optimizer_kwargs={"lr": lr},
+                    restore_best=False,
+                )
+                try:
+                    fit(model, cross_entropy, (x_tr, y_tr), None, tc)
+                    sweep[label][str(lr)] = loss_and_accuracy(model, x_tr, y_tr)[0]
+                except TrainingDiverged:
+                    sweep[label][str(lr)] = math.inf
+    trains = {
+        k: [float(lr) for lr, v in d.items() if v < cfg.trains_below] for k, d in sweep.items()
+    }
+
     with ctx.step("equivalence of trainlab's and PyTorch's BN"):
         checks = equivalence(x_tr[: cfg.check_batch], y_tr[: cfg.check_batch], ctx.seed)
     same = all(
@@ -116,26 +153,35 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
 
     plain, ours, theirs = runs["without BN"], runs["trainlab BN"], runs["PyTorch BN"]
     faster = ours["train_loss"] < plain["train_loss"] and theirs["train_loss"] < plain["train_loss"]
+    wider = len(trains["trainlab BN"]) > len(trains["without BN"])
+    n_lr = len(cfg.sweep_lrs)
     text = (
-        f"After {cfg.epochs} epochs batch norm takes LeNet's training loss from {plain['train_loss']:.3f} "
-        f"to {ours['train_loss']:.3f} (validation accuracy {plain['val_acc']:.1%} to {ours['val_acc']:.1%}), "
-        f"and trainlab's BN matches PyTorch's to {worst['float32']:.1e} in float32 and "
-        f"{worst['float64']:.1e} in float64 at {ours['epoch_time_s'] / theirs['epoch_time_s']:.2f}x its "
-        "time per epoch."
+        f"After {cfg.epochs} epochs batch norm takes LeNet's training loss from "
+        f"{plain['train_loss']:.3f} to {ours['train_loss']:.3f} (validation accuracy "
+        f"{plain['val_acc']:.1%} to {ours['val_acc']:.1%}) and trains at "
+        f"{len(trains['trainlab BN'])} of {n_lr} learning rates from {min(cfg.sweep_lrs):g} to "
+        f"{max(cfg.sweep_lrs):g} (without BN: {len(trains['without BN'])}), and trainlab's BN "
+        f"matches PyTorch's to {worst['float32']:.1e} in float32 and {worst['float64']:.1e} in "
+        "float64."
     )
-    agrees = True if (faster and same) else (None if (faster or same) else False)
+    score = [faster, wider, same]
+    agrees = True if all(score) else (None if any(score) else False)
     numbers = {
         "runs": runs,
+        "lr_sweep_final_train_loss": sweep,
+        "lr_sweep_trains_at": trains,
+        "bn_trains_at_more_learning_rates": wider,
         "equivalence": checks,
         "same_numbers": same,
         "max_abs_diff": worst,
         "training_curve_max_abs_diff": curve_gap,
         "bn_trains_faster": faster,
     }
+    size = ctx.data.image_size
+    size_note = "28x28 images" if size == 28 else f"{size}x{size} images resized into 28x28"
     tables = [
         Table(
-            caption=f"LeNet-5 (sigmoid) on {ctx.data.image_size}x{ctx.data.image_size} images resized to "
-            f"28x28, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs, same "
+            caption=f"LeNet-5 (sigmoid) on {size_note}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs, same "
             "initial weights. Time per epoch is the median over epochs.",
             columns=[
                 "variant",
@@ -162,6 +208,29 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
                 "val accuracy": ".1%",
                 "s / epoch": ".3f",
             },
+        ),
+        Table(
+            caption=f"Learning-rate sweep: final training loss after {cfg.sweep_epochs} epochs "
+            f"({cfg.optimizer}, same initial weights); 'trains' means below {cfg.trains_below:g}.",
+            columns=[
+                "learning rate",
+                "without BN",
+                "trainlab BN",
+                "trains without BN",
+                "trains with BN",
+            ],
+            rows=[
+                [
+                    float(lr),
+                    sweep["without BN"][lr],
+                    sweep["trainlab BN"][lr],
+                    sweep["without BN"][lr] < cfg.trains_below,
+                    sweep["trainlab BN"][lr] < cfg.trains_below,
+                ]
+                for lr in sweep["without BN"]
+            ],
+            formats={"learning rate": "g", "without BN": ".4f", "trainlab BN": ".4f"},
+            mark_columns=["trains without BN", "trains with BN"],
         ),
         Table(
             caption=f"trainlab's BN against PyTorch's: LeNet with identical weights on one batch of "
@@ -212,7 +281,8 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         claim=CLAIM,
         experiment=(
             "LeNet-5 as in d2l (sigmoid activations, average pooling; batch norm after every "
-            f"convolution and hidden fully connected layer) trains for {cfg.epochs} epochs with "
+            f"convolution and hidden fully connected layer) trains for {cfg.epochs} epochs on "
+            f"{len(y_tr):,} training images with "
             f"{cfg.optimizer} (lr {cfg.lr:g}, batch {cfg.batch_size}) without BN, with trainlab's "
             "from-scratch BN and with PyTorch's, from the same initial weights. The equivalence "
             "check copies one network's weights into the other and compares outputs, loss, every "
@@ -225,7 +295,10 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         numbers=numbers,
         notes=[
             f"The training curves of the two BN networks differ by at most {curve_gap:.1e} over "
-            f"{cfg.epochs} epochs (float32 rounding accumulates across updates)."
+            f"{cfg.epochs} epochs (float32 rounding accumulates across updates).",
+            f"Time per epoch: trainlab's BN {ours['epoch_time_s']:.3f} s, PyTorch's "
+            f"{theirs['epoch_time_s']:.3f} s ({ours['epoch_time_s'] / theirs['epoch_time_s']:.2f}x), "
+            f"without BN {plain['epoch_time_s']:.3f} s (timings vary with the machine's load).",
         ],
     )
 

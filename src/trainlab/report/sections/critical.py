@@ -121,7 +121,7 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
     escaped = report.is_saddle and esc.decreased
     text = (
         f"Of {summary['n_critical']} critical points the study found, {summary['saddle_share']:.0%} are "
-        f"saddle points and {summary['minimum_share']:.0%} local minima; on the digits the zero-weight "
+        f"saddle points and {summary['minimum_share']:.0%} local minima; on {ctx.data.noun} the zero-weight "
         f"MLP is a {report.verdict.value} (λ_min = {report.lambda_min:+.3f}), and a step along its "
         f"eigenvector takes the loss from {esc.loss_before:.3f} to {esc.loss_after:.3f}, where "
         f"{cfg.train_steps} gradient-descent steps from the saddle end at {curve_saddle[-1]:.3f}."
@@ -164,7 +164,7 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             formats={"share of critical points": ".0%"},
         ),
         Table(
-            caption=f"The saddle on the digits: tanh MLP {x.shape[1]}-{cfg.escape_hidden}-10 with all "
+            caption=f"The saddle on {ctx.data.noun}: tanh MLP {x.shape[1]}-{cfg.escape_hidden}-10 with all "
             f"weights zero, {len(y)} training images.",
             columns=["quantity", "value"],
             rows=[
@@ -200,7 +200,7 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             "2-D regression task, drives each to a point where the gradient vanishes (minimising "
             "the gradient norm, then Newton-like polishing) and classifies it by its exact Hessian "
             "spectrum.\n\n"
-            f"The escape uses the digits: a tanh MLP {x.shape[1]}-{cfg.escape_hidden}-10 with all "
+            f"The escape uses {ctx.data.noun}: a tanh MLP {x.shape[1]}-{cfg.escape_hidden}-10 with all "
             "weights zero and the output bias at the log class frequencies has an exactly zero "
             f"gradient on {len(y)} training images. Its exact Hessian is computed, the loss is "
             "measured along the eigenvector of the most negative eigenvalue (both signs, a range "
@@ -232,7 +232,9 @@ def _descend(
 ) -> list[float]:
     from trainlab.train import fit
 
+    # float64 on the CPU: the saddle is exact there (and MPS has no float64)
     tc = ctx.train_config(
+        device="cpu",
         epochs=cfg.train_steps,
         batch_size=len(y),
         optimizer="sgd",

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import TrainingDiverged
-from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp
+from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp, subset
 from trainlab.report.context import SectionContext
 from trainlab.report.figures import PALETTE, legend_below, subplots
 from trainlab.report.result import SectionResult, Table, Verdict
@@ -52,6 +52,8 @@ class Config:
         schemes: initialisation schemes compared (labels of ``SCHEMES``).
         epochs, batch_size, optimizer, lr: the training run of every combination.
         variance_batch: validation images forwarded to measure activation variances.
+        max_train: at most this many training images (a stratified subset), which bounds the
+            time on larger data sets such as MNIST.
     """
 
     depth: int = 8
@@ -63,6 +65,7 @@ class Config:
     optimizer: str = "sgd"
     lr: float = 0.05
     variance_batch: int = 512
+    max_train: int = 2000
 
 
 def default_config(quick: bool) -> Config:
@@ -78,7 +81,8 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         from trainlab.errors import ConfigError
 
         raise ConfigError(f"unknown scheme(s) {unknown}; choose from {list(SCHEMES)}")
-    (x_tr, y_tr), (x_val, y_val) = ctx.data.flat()
+    (x_all, y_all), (x_val, y_val) = ctx.data.flat()
+    x_tr, y_tr = subset(x_all, y_all, cfg.max_train, ctx.seed)
     probe = x_val[: cfg.variance_batch]
     results: dict[str, dict[str, dict[str, Any]]] = {}
     rows = []
@@ -201,7 +205,8 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             f"An MLP with {cfg.depth} hidden layers of {cfg.width} units (biases zero) is "
             f"initialised with each scheme and each activation ({', '.join(cfg.activations)}). "
             f"The variance of every hidden layer's activations is measured on {len(probe)} "
-            f"validation images; then each network trains for {cfg.epochs} epochs with "
+            f"validation images; then each network trains for {cfg.epochs} epochs on {len(y_tr):,} "
+            "training images with "
             f"{cfg.optimizer} (lr {cfg.lr:g}, batch {cfg.batch_size}) from that initialisation."
         ),
         figures=figs,
