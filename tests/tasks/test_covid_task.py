@@ -216,3 +216,29 @@ def test_2022_layout_trains(tmp_path: Path) -> None:
     run = train_covid(tmp_path / "d", tmp_path / "o", cfg)
     assert len(run.test_predictions) == 12
     assert json.loads((tmp_path / "o" / "model" / "model.json").read_text())["layout"] == "2022"
+
+
+def test_config_files_match_the_presets() -> None:
+    from trainlab.config import to_dict
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    assert to_dict(load_covid_config(configs / "covid_default.toml")) == to_dict(preset("default"))
+    assert to_dict(load_covid_config(configs / "covid_sample.toml")) == to_dict(preset("sample"))
+
+
+@pytest.mark.slow
+def test_default_beats_the_references_on_real_data(shared_data: Path, tmp_path: Path) -> None:
+    """The headline claim: on blocked folds of the real 2021 data the default model beats
+    persistence clearly and ridge (inner-CV alpha, and alpha tuned on the folds)."""
+    data = shared_data / "covid"
+    if not (data / "covid.train.csv").is_file():
+        pytest.skip(f"covid data not found at {data}")
+    cfg = load_covid_config(overrides={"report": ["blocked"], "plot": False})
+    run = train_covid(data, tmp_path, cfg)
+    blocked = run.metrics["schemes"]["blocked"]
+    model = blocked["model"]["mse"]
+    assert blocked["persistence"]["mse"] == pytest.approx(0.9474, abs=1e-4)  # needs no training
+    assert model < 0.95 * blocked["persistence"]["mse"]
+    assert model < blocked["ridge"]["mse"] and model < blocked["ridge_tuned"]["mse"]
+    sub = pd.read_csv(tmp_path / "submission.csv")
+    assert len(sub) == 893 and sub["id"].tolist() == list(range(893))

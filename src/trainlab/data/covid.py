@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -216,12 +217,14 @@ class Standardizer:
         values = X[self.columns].to_numpy(dtype=np.float64)
         return ((values - self.mean) / self.std).astype(np.float32)
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able statistics (column names, means, standard deviations)."""
         return {"columns": list(self.columns), "mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_state_dict(cls, d: dict[str, object]) -> Standardizer:
-        return cls(list(d["columns"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))  # type: ignore[arg-type]
+    def from_state_dict(cls, d: dict[str, Any]) -> Standardizer:
+        """Rebuild from :meth:`state_dict` output."""
+        return cls(list(d["columns"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
 
 
 def time_order(frame: CovidFrame) -> np.ndarray:
@@ -268,7 +271,8 @@ def time_order(frame: CovidFrame) -> np.ndarray:
                 order[i] = pos
                 pos += 1
                 i = int(succ[i])
-        for i in np.flatnonzero((state == s) & ~visited):  # cycles: identical windows repeating
+        for k in np.flatnonzero((state == s) & ~visited):  # cycles: identical windows repeating
+            i = int(k)
             visited[i] = True
             order[i] = pos
             pos += 1

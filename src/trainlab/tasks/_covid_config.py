@@ -38,6 +38,7 @@ def _default_train() -> TrainConfig:
         batch_size=4096,  # full batch: ~1,600 rows per fold
         optimizer="adam",
         optimizer_kwargs={"lr": 3e-3},
+        scheduler="cosine",
         weight_decay=0.0,
         device="cpu",  # a 2,000-row MLP is faster on the CPU than a GPU launch queue
         restore_best=False,
@@ -85,7 +86,7 @@ class CovidConfig:
     folds: int = 5
     gap: int | None = None
     seed: int = 0
-    ensemble_seeds: int = 3
+    ensemble_seeds: int = 5
     ridge_alphas: list[float] = field(
         default_factory=lambda: [0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]
     )

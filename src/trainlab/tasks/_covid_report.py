@@ -47,7 +47,9 @@ def metrics_dict(results: dict[str, SchemeResult], y: np.ndarray) -> dict[str, A
     return out
 
 
-def format_table(metrics: dict[str, Any], model_label: str, early_stopped_on_val: bool) -> str:
+def format_table(
+    metrics: dict[str, Any], model_label: str, early_stopped_on_val: bool, inputs: str = ""
+) -> str:
     """A plain-text table: rows are predictors, columns the validation schemes (MSE)."""
     schemes = list(metrics)
     cols = [f"{s} ({metrics[s]['n_folds']})" if metrics[s]["n_folds"] > 1 else s for s in schemes]
@@ -71,6 +73,8 @@ def format_table(metrics: dict[str, Any], model_label: str, early_stopped_on_val
     notes = [
         "± = std over folds; 'blocked last' = the last time chunk of every state (a forecast).",
     ]
+    if inputs:
+        notes.append(f"ridge sees the model's inputs: {inputs}.")
     if "blocked" in metrics:
         b = metrics["blocked"]
         notes.append(
@@ -100,7 +104,7 @@ def plot_curves(members: list[Member], path: Path, title: str) -> None:
     cols = min(n, 5)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(
-        rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False, sharey=True
+        rows, cols, figsize=(max(3.2 * cols, 6.0), 2.8 * rows + 0.4), squeeze=False, sharey=True
     )
     for ax, m in zip(axes.flat, curves):
         h = m.history

@@ -154,6 +154,8 @@ def _train(
         metrics,
         label,
         early_stopped_on_val=cfg.train.patience is not None or cfg.train.restore_best,
+        inputs=f"feature set {cfg.features!r} ({len(members[0].features)} columns), "
+        f"{cfg.target} target",
     )
     seconds = time.perf_counter() - t0
     summary = {
@@ -352,12 +354,13 @@ def load_for_diagnosis(model_dir: Path, data: str | None, batch: int, seed: int)
     frame = read_covid(path, train=True, layout=LAYOUTS[ensemble.meta["layout"]])
     assert frame.y is not None
     n = min(max(int(batch), 1), len(frame))
+    y = frame.y[:n]
     rows = dataclasses.replace(
-        frame, ids=frame.ids[:n], X=frame.X.iloc[:n].reset_index(drop=True), y=frame.y[:n]
+        frame, ids=frame.ids[:n], X=frame.X.iloc[:n].reset_index(drop=True), y=y
     )
     base = rows.persistence() if member.target == "delta" else np.zeros(n)
     targets = torch.from_numpy(
-        ((rows.y - base - member.target_mean) / member.target_std).astype(np.float32)
+        ((y - base - member.target_mean) / member.target_std).astype(np.float32)
     )
     cfg = load_covid_config(overrides=ensemble.meta["config"])
     model = member.model.float().cpu().eval()
