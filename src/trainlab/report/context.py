@@ -7,6 +7,7 @@ seed and device, and forwards progress lines to the runner.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,9 +20,16 @@ from trainlab.report.config import ReportConfig
 from trainlab.report.data import ImageData
 from trainlab.report.result import Figure
 
-__all__ = ["SectionContext"]
+__all__ = ["SectionContext", "readable"]
 
 FIG_DPI = 130
+
+
+def readable(path: Path) -> None:
+    """Give a finished output the usual permissions (atomic writes create files as 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 @dataclass
@@ -81,4 +89,5 @@ class SectionContext:
         fig.tight_layout(rect=(0, share, 1, 1))
         atomic_write_with(self.out_dir / file, lambda p: fig.savefig(p, dpi=FIG_DPI))
         plt.close(fig)
+        readable(self.out_dir / file)
         return Figure(file=file, caption=caption, width=width)

@@ -25,7 +25,7 @@ from trainlab._io import atomic_write_json, atomic_write_text
 from trainlab.config import from_dict, to_dict
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.report.config import ReportConfig, rerun_command
-from trainlab.report.context import SectionContext
+from trainlab.report.context import SectionContext, readable
 from trainlab.report.data import ImageData, load_report_data
 from trainlab.report.html import render_html
 from trainlab.report.result import SectionResult, SectionUnavailable
@@ -221,6 +221,7 @@ def _run_one(
     except Exception as e:  # noqa: BLE001 - one failed section must not stop the rest
         err_file = out_dir / f"{number}-{key.replace('_', '-')}-error.txt"
         atomic_write_text(err_file, traceback.format_exc())
+        readable(err_file)
         result = SectionResult(
             number=number,
             key=key,

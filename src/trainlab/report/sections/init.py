@@ -39,6 +39,7 @@ SCHEMES: dict[str, tuple[str, dict[str, Any]]] = {
     "Xavier uniform": ("xavier_uniform", {}),
     "He normal": ("he_normal", {}),
 }
+ACT_NAMES = {"relu": "ReLU", "tanh": "tanh", "sigmoid": "sigmoid"}
 NAIVE = ("N(0, 1)", "N(0, 0.01²)")
 
 
@@ -152,7 +153,7 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
     text = (
         (
             f"After {cfg.epochs} epochs Xavier/He reach training loss "
-            + " and ".join(f"{_fmt_loss(scaled_best[a])} ({a})" for a in acts)
+            + " and ".join(f"{_fmt_loss(scaled_best[a])} ({ACT_NAMES.get(a, a)})" for a in acts)
             + " while the best N(0, σ²) reaches "
             + " and ".join(_fmt_loss(naive_best[a]) for a in acts)
         )
@@ -164,7 +165,8 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         text += (
             f", and He keeps the ReLU activation variance within a factor "
             f"{10 ** abs(he['log10_last_over_first']):.2g} over {cfg.depth} layers where "
-            f"N(0, 0.01²) shrinks it {10 ** -small['log10_last_over_first']:.0e}-fold"
+            f"N(0, 0.01²) shrinks it by a factor "
+            + f"{10 ** -small['log10_last_over_first']:.0e}".replace("e+", "e")
         )
     text += "."
     agrees = (True if n_ok == len(checks) else None if n_ok else False) if checks else None

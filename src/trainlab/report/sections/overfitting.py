@@ -175,7 +175,7 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         text = (
             f"The {base['parameters']:,}-parameter MLP overfits: its validation loss rose from "
             f"{base['best_val_loss']:.3f} (epoch {base['best_epoch']}) to {base['val_loss']:.3f} while "
-            f"its training loss fell to {base['train_loss']:.4f}; {n_helped} of 4 remedies end with a "
+            f"its training loss fell to {base['train_loss']:.2g}; {n_helped} of 4 remedies end with a "
             f"lower validation loss, best {best_remedy} ({numbers['runs'][best_remedy]['val_loss']:.3f})."
         )
     else:
