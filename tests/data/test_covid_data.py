@@ -214,3 +214,33 @@ def test_real_2021_and_2022_files(shared_data: Path) -> None:
         a, b = train22.X.iloc[rows[:-1]], train22.X.iloc[rows[1:]]
         share = np.mean(a["cli_d2"].to_numpy() == b["cli_d1"].to_numpy())
         assert share > 0.9
+
+
+def test_a_file_in_the_other_layout_is_named(tmp_path: Path) -> None:
+    synthetic_covid(tmp_path / "a", layout="2022", n_states=2, train_windows=6, test_windows=2)
+    with pytest.raises(
+        DataError, match=r"in the 2022 layout .* but the 2021 layout .* is expected"
+    ):
+        read_covid(tmp_path / "a" / "covid.test.csv", train=False, layout="2021")
+    synthetic_covid(tmp_path / "b", layout="2021", n_states=2, train_windows=6, test_windows=2)
+    (tmp_path / "a" / "covid.test.csv").replace(tmp_path / "b" / "covid.test.csv")
+    with pytest.raises(DataError, match=r"b/covid\.test\.csv: this file is in the 2022 layout"):
+        load_covid_dir(tmp_path / "b")
+
+
+def test_crlf_and_float_formatted_one_hots_are_read(tmp_path: Path) -> None:
+    train_path, test_path = synthetic_covid(tmp_path, n_states=2, train_windows=6, test_windows=2)
+    before = load_covid_dir(tmp_path)
+    # the generator writes one-hots as 0/1; the Kaggle files write 0.0/1.0, some copies use CRLF
+    lines = train_path.read_text().splitlines()
+    rows = [lines[0]] + [
+        ",".join(c + ".0" if j <= 40 and j > 0 else c for j, c in enumerate(r.split(",")))
+        for r in lines[1:]
+    ]
+    assert rows[1].split(",")[1] == "0.0"
+    train_path.write_bytes(("\r\n".join(rows) + "\r\n").encode())
+    test_path.write_bytes(test_path.read_text().replace("\n", "\r\n").encode())
+    after = load_covid_dir(tmp_path)
+    for a, b in zip(before, after):
+        pd.testing.assert_frame_equal(a.X, b.X)
+        np.testing.assert_array_equal(a.ids, b.ids)

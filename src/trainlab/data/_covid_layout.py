@@ -119,6 +119,14 @@ def detect_layout(names: list[str]) -> tuple[CovidLayout, bool]:
     return best[1], best[2]
 
 
+def _diff(names: list[str], layout: CovidLayout, with_target: bool) -> int:
+    return len(set(names) ^ set(layout.columns(with_target)))
+
+
+def _describe(layout: CovidLayout) -> str:
+    return f"{len(layout.states)} states, {layout.n_days} days x {len(layout.features)} features"
+
+
 def _list(names: list[str], limit: int = 6) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -154,10 +162,17 @@ def read_table(
     """
     path = Path(path)
     names = unique_names(read_header(path))
+    detected, detected_target = detect_layout(names)
     if layout is None:
-        layout, has_target = detect_layout(names)
+        layout, has_target = detected, detected_target
     else:
-        has_target = layout.target in names
+        if detected is not layout and set(names) == set(detected.columns(detected_target)):
+            raise DataError(
+                path,
+                f"this file is in the {detected.name} layout ({_describe(detected)}) but the "
+                f"{layout.name} layout ({_describe(layout)}) is expected",
+            )
+        has_target = _diff(names, layout, True) < _diff(names, layout, False)
     if train is False and has_target:
         raise DataError(
             path,
@@ -181,8 +196,7 @@ def read_table(
         raise DataError(
             path,
             f"{'; '.join(parts)} (expected the {layout.name} {kind} layout: id, "
-            f"{len(layout.states)} states, {layout.n_days} days x {len(layout.features)} features"
-            f"{'' if with_target else ' without the target'})",
+            f"{_describe(layout)}{'' if with_target else ' without the target'})",
         )
     try:
         df = pd.read_csv(

@@ -3,8 +3,8 @@
 ``sample`` reproduces the course's sample code (ML2021 Spring HW1): all 93 inputs, ``93-64-1``
 ReLU, SGD (lr 1e-3, momentum 0.9), batch 270, MSE on the raw target, at most 3000 epochs, early
 stopping after 200 epochs without improvement on the every-10th-row split. ``default`` is the best
-setting found with blocked cross-validation (see ``configs/covid_default.toml`` and the search
-notes in the task's documentation).
+setting found with blocked cross-validation; ``configs/covid_default.toml`` spells it out with the
+numbers of the search that chose it.
 """
 
 from __future__ import annotations

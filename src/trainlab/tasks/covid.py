@@ -51,6 +51,8 @@ from trainlab.tasks._covid_report import format_table, metrics_dict, plot_curves
 __all__ = [
     "PRESETS",
     "REFERENCES",
+    "TEST_FILE",
+    "TRAIN_FILE",
     "CovidConfig",
     "CovidRun",
     "Ensemble",
@@ -374,6 +376,3 @@ def load_for_diagnosis(model_dir: Path, data: str | None, batch: int, seed: int)
         f"of {path.name} ({cfg.loss} loss on the {'z-scored ' if cfg.standardize_target else ''}"
         f"{member.target} target)",
     )
-
-
-__all__ += ["TEST_FILE", "TRAIN_FILE"]
