@@ -189,3 +189,21 @@ def test_cli_download(
     assert "covid.train.csv" in out.out and SECRET not in out.out + out.err
     assert (tmp_path / "b" / "covid.test.csv").is_file()
     assert main(["data", "download", "nope", "--dest", str(tmp_path)]) == 2
+
+
+def test_missing_dependency_of_the_package_is_named(
+    no_credentials: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name.startswith("kaggle"):
+            raise ModuleNotFoundError("No module named 'six'", name="six")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setenv("KAGGLE_API_TOKEN", SECRET)
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(TrainlabError, match=r"it needs 'six'.*pip install six"):
+        kg.download("covid", tmp_path / "c")

@@ -151,6 +151,12 @@ def _authenticated_api() -> Any:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             from kaggle.api.kaggle_api_extended import KaggleApi
     except ImportError as e:
+        missing = (e.name or "").split(".")[0]
+        if missing and missing != "kaggle":  # installed, but one of its own dependencies is not
+            raise TrainlabError(
+                f"the 'kaggle' package cannot be imported: it needs '{missing}', which is not "
+                f"installed ({e}); install it with pip install {missing}"
+            ) from None
         raise TrainlabError(
             f"the 'kaggle' package cannot be imported ({e}); install it with "
             "pip install 'trainlab[kaggle]' (or pip install kaggle)"
