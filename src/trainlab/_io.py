@@ -34,6 +34,7 @@ def atomic_open(
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -41,6 +42,13 @@ def atomic_open(
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask_mode() -> int:
+    """Permissions a plainly created file would get (mkstemp makes 0600 files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -67,6 +75,7 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         writer(Path(tmp))
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
