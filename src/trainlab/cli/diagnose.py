@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="batch and random-vector seed (default 0)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="CPU threads for torch (default: torch's choice; 1 is often faster on a busy machine)",
+    )  # fmt: skip
     parser.add_argument("--no-plot", action="store_true", help="do not write spectrum.png")
 
 
@@ -60,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise TrainlabError(f"--k must be at least 1, got {args.k}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise TrainlabError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     target, meta = load_target(args.model, args.data, args.batch, args.seed)
     config = DiagnoseConfig(
         k=args.k, mode=args.mode, params=args.params, dtype=args.dtype,

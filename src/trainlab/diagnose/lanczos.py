@@ -210,19 +210,23 @@ def power_iteration_topk(
     *,
     tol: float = 1e-6,
     maxiter: int = 1000,
+    criterion: Literal["residual", "change"] = "residual",
     seed: int = 0,
 ) -> Eigenpairs:
     """The ``k`` eigenvalues of largest magnitude by power iteration with deflation (PyHessian).
 
     Each eigenvector is found by its own power iteration, orthogonalised against the ones already
-    found before every product. A run stops when the Ritz residual ``‖H v − λ v‖ ≤ tol · |λ|`` (the
-    same test ARPACK applies, so the two methods can be compared at the same tolerance).
+    found before every product. With ``criterion="residual"`` a run stops when the Ritz residual
+    ``‖H v − λ v‖ ≤ tol · |λ|`` (the test ARPACK applies, so the two methods can be compared at the
+    same tolerance); with ``"change"`` when ``|λ_new − λ_old| ≤ tol · |λ_old|``, PyHessian's rule,
+    which stops early (and less accurately) when the eigenvalue gap is small.
 
     Args:
         objective: the loss at a point.
         k: how many eigenvalues.
-        tol: relative residual tolerance.
+        tol: relative tolerance of the stopping test.
         maxiter: most products per eigenvalue.
+        criterion: ``"residual"`` or ``"change"``, see above.
         seed: seeds the start vectors.
 
     Returns:
@@ -235,20 +239,27 @@ def power_iteration_topk(
     values: list[float] = []
     converged = True
     basis = np.zeros((n, 0))
+    if criterion not in ("residual", "change"):
+        raise ValueError(f"criterion must be 'residual' or 'change', got {criterion!r}")
     for _ in range(min(k, n)):
         v = rng.standard_normal(n)
         ok = False
-        lam = 0.0
+        lam = prev = float("nan")
         for _ in range(maxiter):
             v -= basis @ (basis.T @ v)
             v /= np.linalg.norm(v)
             hv = _matvec(objective, v)
             hv -= basis @ (basis.T @ hv)  # deflation: H restricted to the complement
-            lam = float(v @ hv)
-            if np.linalg.norm(hv - lam * v) <= tol * abs(lam):
-                ok = True
+            prev, lam = lam, float(v @ hv)
+            if criterion == "residual":
+                ok = bool(np.linalg.norm(hv - lam * v) <= tol * abs(lam))
+            else:
+                ok = bool(abs(lam - prev) <= tol * abs(prev))  # False while prev is NaN
+            if ok:
                 break
             v = hv
+        v -= basis @ (basis.T @ v)  # no-op after convergence; normalises the last iterate else
+        v /= np.linalg.norm(v)
         converged &= ok
         found.append(v)
         values.append(lam)
