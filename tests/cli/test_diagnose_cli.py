@@ -199,3 +199,29 @@ def test_diagnose_a_covid_model_trained_by_the_cli(
     assert d["diagnosis"]["method"] == "lanczos"  # above the exact-spectrum limit
     if d["diagnosis"]["lambda_min"] < 0:  # negative curvature: stepping along it lowers the loss
         assert d["escape"]["loss_after"] < d["escape"]["loss_before"]
+
+
+@pytest.mark.slow
+def test_diagnose_a_phoneme_model_in_training_mode(tmp_path: Path) -> None:
+    pytest.importorskip(
+        "trainlab.tasks.phoneme", reason="the phoneme task is not part of this build"
+    )
+    from trainlab.data._timit_synth import write_synthetic_timit
+
+    write_synthetic_timit(tmp_path / "data", 1500, 300)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"hidden": [16, 16], "epochs": 1}))  # BatchNorm and dropout
+    out = tmp_path / "phoneme"
+    argv = ["phoneme", "train", "--data", str(tmp_path / "data"), "--out", str(out),
+            "--model", "mlp", "--config", str(config), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    weights = next(out.rglob("model.pt"))
+    before = torch.load(weights, weights_only=True)
+    argv = ["diagnose", "--model", str(out), "--batch", "128", "--k", "2", "--mode", "train",
+            "--escape", "--no-plot"]  # fmt: skip
+    assert main(argv) == 0
+    d = json.loads((out / "diagnosis.json").read_text())
+    assert d["task"] == "phoneme" and d["config"]["mode"] == "train"
+    assert d["escape"]["small_step"]["step"] > 0
+    after = torch.load(weights, weights_only=True)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running statistics included

@@ -110,3 +110,13 @@ def test_slq_with_few_steps_still_a_probability_density(problem_factory):
     assert dens.num_hvp == 60
     grid = dens.grid(3000)
     assert np.trapezoid(dens.density(grid), grid) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_power_iteration_pyhessian_rule_stops_earlier(objective, exact):
+    strict = power_iteration_topk(objective, 1, tol=1e-6, maxiter=5000)
+    loose = power_iteration_topk(objective, 1, tol=1e-6, maxiter=5000, criterion="change")
+    assert loose.num_hvp <= strict.num_hvp
+    top = exact[np.argmax(np.abs(exact))]
+    assert loose.eigenvalues[0] == pytest.approx(top, rel=1e-3)
+    with pytest.raises(ValueError, match="criterion"):
+        power_iteration_topk(objective, 1, criterion="pyhessian")  # type: ignore[arg-type]

@@ -81,6 +81,6 @@ def save_study_plot(
     ax.set_ylabel("minimum ratio (share of positive eigenvalues)")
     ax.set_ylim(min(0.5, float(np.min(ratios_a, initial=1.0)) - 0.05), 1.02)
     ax.axhline(1.0, color="0.7", lw=0.8, ls=":")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)

@@ -46,6 +46,11 @@ class EscapeResult:
     point: Tensor = field(repr=False)  # θ′ = θ + u
     direction: np.ndarray = field(repr=False)  # unit u_min
 
+    def small_step(self) -> dict[str, float]:
+        """The smallest step tried in the chosen sign, where the quadratic model should hold."""
+        same = [t for t in self.trials if int(t["sign"]) == self.sign]
+        return min(same, key=lambda t: t["step"])
+
     @property
     def decreased(self) -> bool:
         """Did the step lower the loss?"""
@@ -62,6 +67,7 @@ class EscapeResult:
             "linear_term": self.linear_term,
             "curvature_term": self.curvature_term,
             "decreased": self.decreased,
+            "small_step": self.small_step(),
             "trials": self.trials,
         }
 
@@ -77,6 +83,11 @@ class EscapeResult:
             f"  second-order      {self.predicted_loss_after:.6g}   (change {predicted:+.4e}"
             f" = gᵀu {self.linear_term:+.2e} + ½λ‖u‖² {self.curvature_term:+.2e})",
         ]
+        t = self.small_step()
+        lines.append(
+            f"  at ‖u‖ = {t['step']:.3g}       change {t['loss'] - self.loss_before:+.4e} actual, "
+            f"{t['predicted'] - self.loss_before:+.4e} second-order"
+        )
         if self.eigenvalue >= 0:
             lines.append("  note: no negative curvature here; there is no saddle to escape")
         if self.decreased:
