@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                         help="precision of the Hessian-vector products (default float64)")  # fmt: skip
     parser.add_argument("--exact-max", type=int, default=5000, metavar="N",
-                        help="exact spectrum up to N parameters (default 5000)")  # fmt: skip
+                        help="exact spectrum up to N parameters (default 5000; about a minute "
+                             "at 5000 on a 2-core CPU)")  # fmt: skip
     parser.add_argument(
         "--grad-tol", type=float, default=1e-3, help="critical if ‖∇L‖ ≤ this (default 1e-3)"
     )

@@ -143,7 +143,7 @@ def escape(
             spec = full_spectrum(obj)
             direction, eigenvalue = spec.eigenvectors[:, 0], float(spec.eigenvalues[0])
         else:
-            pairs = extreme_eigenpairs(obj, 1, "bottom", seed=seed)
+            pairs = extreme_eigenpairs(obj, 1, "bottom", tol=1e-5, seed=seed)
             direction, eigenvalue = pairs.eigenvectors[:, 0], float(pairs.eigenvalues[0])
     u = torch.as_tensor(np.asarray(direction, dtype=np.float64)).reshape(-1)
     if u.numel() != obj.num_params:
