@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from trainlab.config import ConfigError
 from trainlab.data._timit_synth import write_synthetic_timit
@@ -16,7 +17,7 @@ from trainlab.diagnose.target import DiagnosisTarget
 from trainlab.errors import DataError
 from trainlab.tasks._phoneme_batches import FrameBatches, UtteranceBatches, frame_columns
 from trainlab.tasks._phoneme_infer import log_posteriors
-from trainlab.tasks._phoneme_models import FrameMLP, SequenceRNN
+from trainlab.tasks._phoneme_models import BiRNN, FrameMLP, SequenceRNN
 from trainlab.tasks.phoneme import (
     PRESETS,
     build_model,
@@ -118,7 +119,27 @@ def test_sequence_posteriors_come_back_in_utterance_order(data: Path):
         np.testing.assert_allclose(lp[sub.starts[j] : sub.starts[j] + n], ref, atol=1e-5)
 
 
-def test_packed_rnn_ignores_padding():
+def test_birnn_equals_packed_bidirectional_lstm_in_float64():
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(7, 5, num_layers=2, batch_first=True, bidirectional=True).double()
+    ours = BiRNN(7, 5, 2, "lstm", dropout=0.0).double()
+    for k in range(2):
+        for suffix, layers in (("", ours.forward_layers), ("_reverse", ours.backward_layers)):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(layers[k], f"{name}_l0").data.copy_(getattr(ref, f"{name}_l{k}{suffix}"))
+    x = torch.randn(3, 9, 7, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([9, 4, 1])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    want, _ = pad_packed_sequence(ref(packed)[0], batch_first=True, total_length=9)
+    got = ours(x, lengths)
+    mask = (torch.arange(9)[None] < lengths[:, None])[..., None]  # (B, T, 1) real frames
+    torch.testing.assert_close(got * mask, want * mask, atol=1e-12, rtol=1e-12)
+    (gx_want,) = torch.autograd.grad((want * mask).square().sum(), x)
+    (gx_got,) = torch.autograd.grad((got * mask).square().sum(), x)
+    torch.testing.assert_close(gx_got, gx_want, atol=1e-12, rtol=1e-12)
+
+
+def test_padding_does_not_change_a_sequences_outputs():
     torch.manual_seed(0)
     net = SequenceRNN(10, hidden_size=6, num_layers=2, proj_size=6).eval()
     x = torch.randn(1, 5, 10)
