@@ -14,6 +14,7 @@ from trainlab.data.timit import (
     ROW_DIM,
     Utterances,
     centre_frames,
+    check_finite,
     find_data_dir,
     labels_to_strings,
     load_timit,
@@ -98,6 +99,15 @@ def test_truncated_feature_file(tmp_path: Path):
     with pytest.raises(DataError, match="truncated") as e:
         load_timit(folder)
     assert e.value.path == path
+
+
+def test_non_finite_rows_are_named(tmp_path: Path):
+    x = np.zeros((300, 429), np.float32)
+    x[123, 7] = np.nan
+    with pytest.raises(DataError, match="row 123 holds NaN"):
+        check_finite(x, "f.npy", chunk_rows=50)
+    x[123, 7] = 0.0
+    check_finite(x)
 
 
 def test_not_an_npy_file(tmp_path: Path):

@@ -305,6 +305,19 @@ def recover_utterances(
     return Utterances([f"utt{k:05d}" for k in range(len(starts))], starts, lengths)
 
 
+def check_finite(x: np.ndarray, path: str | Path | None = None, chunk_rows: int = 1 << 16) -> None:
+    """Raise :class:`DataError` naming the first row that holds a NaN or infinite value.
+
+    Reads ``x`` in chunks, so a memory-mapped file is checked without being copied.
+    """
+    for lo in range(0, len(x), chunk_rows):
+        block = np.asarray(x[lo : lo + chunk_rows])
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            row = lo + int(np.argmax(bad))
+            raise DataError(path, f"row {row} holds NaN or infinite values")
+
+
 def split_by_utterance(
     utts: Utterances, val_ratio: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:

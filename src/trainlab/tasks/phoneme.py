@@ -27,6 +27,7 @@ from trainlab.data.timit import (
     PHONES,
     ROW_DIM,
     Utterances,
+    check_finite,
     load_features,
     load_timit,
     load_utterances,
@@ -96,6 +97,9 @@ def train_phoneme(
     ds = load_timit(data)
     x, y = ds.train_x, ds.train_y
     assert x is not None and y is not None
+    check_finite(x, ds.root / "train_11.npy")
+    if ds.test_x is not None:
+        check_finite(ds.test_x, ds.root / "test_11.npy")
     utts = ds.train_utterances()
     train_u, val_u = split_by_utterance(utts, cfg.val_ratio, cfg.seed)
     train_rows = utts.rows(train_u)
@@ -278,6 +282,7 @@ def predict_phoneme(
     net, info = load_model(model)
     cfg: PhonemeConfig = info["config"]
     x = load_features(features)
+    check_finite(x, features)
     utts = load_utterances(features, x)
     dev = resolve_device(device)
     net.to(dev)
