@@ -7,9 +7,11 @@ import sys
 
 HELP = "COVID-19 cases prediction (ml2021spring-hw1): train, predict, evaluate"
 DESCRIPTION = (
-    "Predict tested_positive on the last day of a window from the survey features. 'train' "
-    "cross-validates the model and the references (training mean, persistence, ridge) with blocked, "
-    "random and course-split folds, trains the ensemble and writes a Kaggle submission."
+    "Predict tested_positive on the last day of a window from the survey features and the state's "
+    "earlier days (rebuilt by chaining the overlapping windows). 'train' cross-validates the model "
+    "and the references (training mean, persistence, ridge with and without history) with "
+    "blocked, random and course-split folds, simulates the held-out later days, trains the "
+    "ensemble and writes a Kaggle submission."
 )
 
 
@@ -40,11 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="base settings (default: 'default'; 'sample' = the course's sample code)",
     )
     p.add_argument("--seed", type=int, default=None, help="base seed (default: from the config, 0)")
-    p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="override train.epochs of every network (the fallback networks' too)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines (the table is printed)")
     p.set_defaults(_run=run_train)
 
-    p = sub.add_parser("predict", help="predict a file in the test layout with a trained model")
+    p = sub.add_parser(
+        "predict",
+        help="predict a file in the test layout with a trained model",
+        description="Rows that continue the training days (or follow enough of the file's own "
+        "rows) are predicted with history features; the others by the fallback networks.",
+    )
     p.add_argument(
         "--model", required=True, metavar="OUT", help="a training run's folder (or its model/)"
     )
@@ -65,7 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from trainlab.tasks.covid import load_covid_config, train_covid
 
-    overrides = {"train": {"epochs": args.epochs}} if args.epochs is not None else None
+    overrides = None
+    if args.epochs is not None:
+        epochs = {"train": {"epochs": args.epochs}}
+        overrides = {**epochs, "fallback": epochs}
     cfg = load_covid_config(args.config, args.preset, args.seed, overrides=overrides)
     log = None if args.quiet else (lambda line: print(line, flush=True))
     run = train_covid(args.data, args.out, cfg, log=log)
@@ -78,10 +93,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from trainlab.tasks.covid import predict_covid
+    from trainlab.tasks.covid import predict_covid_info
 
-    pred = predict_covid(args.model, args.input, args.output)
-    print(f"wrote {args.output} ({len(pred)} rows)", file=sys.stderr)
+    pred, info = predict_covid_info(args.model, args.input, args.output)
+    print(
+        f"wrote {args.output} ({len(pred)} rows: {info['history_rows']} with history, "
+        f"{len(pred) - info['history_rows']} by the fallback networks; "
+        f"{info['attached_chains']} of {info['chains']} chains of rows continue the training days)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -90,8 +110,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     scores = evaluate_covid(args.model, args.input)
     print(
-        f"{args.input}: {int(scores['rows'])} rows  model MSE {scores['model_mse']:.4f}  "
-        f"persistence MSE {scores['persistence_mse']:.4f}"
+        f"{args.input}: {int(scores['rows'])} rows ({int(scores['history_rows'])} with history)  "
+        f"model MSE {scores['model_mse']:.4f}  persistence MSE {scores['persistence_mse']:.4f}"
     )
     return 0
 

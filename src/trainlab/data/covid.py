@@ -11,6 +11,7 @@ Everything here is plain NumPy/pandas; the models live in :mod:`trainlab.tasks.c
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,15 @@ import numpy as np
 import pandas as pd
 
 from trainlab.data._covid_folds import FOLD_SCHEMES, Fold, make_folds
+from trainlab.data._covid_history import (
+    HistorySpec,
+    SeriesTails,
+    Timeline,
+    build_timeline,
+    chain_rows,
+    history_features,
+    is_history_column,
+)
 from trainlab.data._covid_layout import (
     LAYOUTS,
     TARGET_FEATURE,
@@ -32,17 +42,25 @@ __all__ = [
     "FEATURE_SETS",
     "FOLD_SCHEMES",
     "LAYOUTS",
+    "HistorySpec",
+    "SeriesTails",
+    "Timeline",
     "TARGET_FEATURE",
     "CovidFrame",
     "CovidLayout",
     "Fold",
     "Standardizer",
+    "build_timeline",
+    "chain_rows",
     "day_column",
+    "history_features",
+    "is_history_column",
     "load_covid_dir",
     "make_folds",
     "read_covid",
     "select_features",
     "time_order",
+    "with_history",
 ]
 
 TRAIN_FILE = "covid.train.csv"
@@ -227,53 +245,45 @@ class Standardizer:
         return cls(list(d["columns"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
 
 
+def with_history(
+    frame: CovidFrame,
+    spec: HistorySpec,
+    timeline: Timeline | None = None,
+    tails: SeriesTails | None = None,
+    hide_rows: np.ndarray | None = None,
+) -> CovidFrame:
+    """A copy of ``frame`` whose inputs also hold the history features of ``spec``.
+
+    Args:
+        frame: a training or test frame.
+        spec: which history features (:class:`HistorySpec`).
+        timeline: the rows on their day axes; None builds it from ``frame`` (and ``tails``).
+        tails: the stored end of the training series (prediction time), or None.
+        hide_rows: rows whose days the features must not read (see :func:`history_features`).
+
+    Returns:
+        The frame with ``hist_*`` columns appended (NaN where a row lacks the days they need).
+    """
+    timeline = build_timeline(frame, tails) if timeline is None else timeline
+    tp = frame.layout.features.index(TARGET_FEATURE)
+    hist = history_features(timeline, spec, tp, hide_rows)
+    base = frame.X[[c for c in frame.X.columns if not is_history_column(c)]]
+    return dataclasses.replace(frame, X=pd.concat([base.reset_index(drop=True), hist], axis=1))
+
+
 def time_order(frame: CovidFrame) -> np.ndarray:
     """(N,) each row's position in its state's sequence of windows (0 = earliest).
 
     Consecutive windows of a state overlap: days 2..D of one row are days 1..D-1 of the next.
-    Rows are chained through that overlap (so a shuffled file is ordered too); rows that chain to
-    nothing, or files without overlaps, fall back to file order within the state. Chains of the
-    same state are placed in the order of their first row in the file.
+    Rows are chained through that overlap (:func:`chain_rows`, so a shuffled file is ordered too);
+    rows that chain to nothing, or files without overlaps, fall back to file order within the
+    state. Chains of the same state are placed in the order of their first row in the file.
     """
-    layout = frame.layout
-    feats = [f for f in layout.features if f != TARGET_FEATURE]
-    # (N, D, F') per-day survey values without tested_positive (absent on the test file's last day)
-    days = np.stack(
-        [
-            frame.X[[day_column(f, d) for f in feats]].to_numpy()
-            for d in range(1, layout.n_days + 1)
-        ],
-        axis=1,
-    )
-    state = frame.state
-    n = len(frame)
-    heads: dict[tuple[int, bytes], list[int]] = {}
-    for i in range(n):
-        heads.setdefault((int(state[i]), days[i, :-1].tobytes()), []).append(i)
-    succ = np.full(n, -1)
-    has_pred = np.zeros(n, dtype=bool)
-    for i in range(n):
-        cands = heads.get((int(state[i]), days[i, 1:].tobytes()), [])
-        # prefer the next row in file order; skip rows already claimed (duplicated windows)
-        for j in sorted(cands, key=lambda j: (j <= i, j)):
-            if j != i and not has_pred[j]:
-                succ[i] = j
-                has_pred[j] = True
-                break
-    order = np.empty(n, dtype=np.int64)
-    visited = np.zeros(n, dtype=bool)
-    for s in np.unique(state):
-        pos = 0
-        for start in np.flatnonzero((state == s) & ~has_pred):
-            i = int(start)
-            while i >= 0 and not visited[i]:
-                visited[i] = True
-                order[i] = pos
-                pos += 1
-                i = int(succ[i])
-        for k in np.flatnonzero((state == s) & ~visited):  # cycles: identical windows repeating
-            i = int(k)
-            visited[i] = True
-            order[i] = pos
-            pos += 1
+    order = np.empty(len(frame), dtype=np.int64)
+    next_pos: dict[int, int] = {}
+    for chain in chain_rows(frame):
+        s = int(frame.state[chain[0]])
+        pos = next_pos.get(s, 0)
+        order[chain] = pos + np.arange(len(chain))
+        next_pos[s] = pos + len(chain)
     return order

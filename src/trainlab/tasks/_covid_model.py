@@ -137,8 +137,11 @@ def count_parameters(model: nn.Module) -> int:
 def describe(
     model: CovidMLP, n_inputs: int, widths: list[int] | tuple[int, ...], activation: str
 ) -> str:
-    """``MLP 14-16-1 (gelu, 257 parameters)``-style summary."""
+    """``MLP 14-16-1 (gelu, 257 parameters)``-style summary (``linear 23-1 (...)`` without
+    hidden layers)."""
     dims = "-".join(str(d) for d in (n_inputs, *widths, 1))
+    if not widths:
+        return f"linear {dims} ({count_parameters(model)} parameters)"
     extras = []
     if any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
         extras.append("batch norm")

@@ -16,11 +16,16 @@ _LABELS = {
     "persistence": "persistence (day D-1)",
     "ridge": "ridge (alpha by inner CV)",
     "ridge_tuned": "ridge (best alpha on folds)",
+    "ridge_no_history": "ridge without history",
 }
 
 
-def metrics_dict(results: dict[str, SchemeResult], y: np.ndarray) -> dict[str, Any]:
-    """Per scheme and predictor: pooled MSE, per-fold MSE, their spread; ridge alphas; fold sizes."""
+def metrics_dict(
+    results: dict[str, SchemeResult], y: np.ndarray, later: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Per scheme and predictor: pooled MSE, per-fold MSE, their spread; ridge alphas; fold sizes;
+    validation rows predicted with history. The later-days simulation's numbers, if given, are
+    stored unchanged under ``"later_days"``."""
     out: dict[str, Any] = {}
     for scheme, r in results.items():
         entry: dict[str, Any] = {}
@@ -40,10 +45,19 @@ def metrics_dict(results: dict[str, SchemeResult], y: np.ndarray) -> dict[str, A
             sum(m < g for m, g in zip(r.fold_mse["model"], r.fold_mse["ridge_tuned"]))
         )
         entry["n_folds"] = len(r.folds)
+        validated = np.zeros(len(y), dtype=bool)
+        for f in r.folds:
+            validated[f.val] = True
+        entry["val_rows_total"] = int(validated.sum())
+        entry["val_rows_with_history"] = (
+            0 if r.used_history is None else int(r.used_history[validated].sum())
+        )
         entry["val_rows"] = [len(f.val) for f in r.folds]
         entry["train_rows"] = [len(f.train) for f in r.folds]
         entry["seconds"] = r.seconds
         out[scheme] = entry
+    if later is not None:
+        out["later_days"] = later
     return out
 
 
@@ -51,10 +65,13 @@ def format_table(
     metrics: dict[str, Any], model_label: str, early_stopped_on_val: bool, inputs: str = ""
 ) -> str:
     """A plain-text table: rows are predictors, columns the validation schemes (MSE)."""
-    schemes = list(metrics)
+    later = metrics.get("later_days")
+    schemes = [s for s in metrics if s != "later_days"]
     cols = [f"{s} ({metrics[s]['n_folds']})" if metrics[s]["n_folds"] > 1 else s for s in schemes]
     if "blocked" in metrics:
         cols.append("blocked last")
+    if later is not None:
+        cols.append("later days")
     width = max(len(model_label), *(len(v) for v in _LABELS.values())) + 2
     lines = ["validation MSE (lower is better; same folds for every row)"]
     lines.append(" " * width + "".join(f"{c:>17}" for c in cols))
@@ -69,10 +86,29 @@ def format_table(
             cells.append(f"{cell:>17}")
         if "blocked" in metrics:
             cells.append(f"{metrics['blocked']['last_block'][name]:>17.4f}")
+        if later is not None:
+            cells.append(f"{later[name]:>17.4f}" if name in later else f"{'-':>17}")
         lines.append(f"{label:<{width}}" + "".join(cells))
     notes = [
         "± = std over folds; 'blocked last' = the last time chunk of every state (a forecast).",
     ]
+    if later is not None:
+        notes.append(
+            f"later days: each state's last windows held out after a gap ({later['rows']} rows), "
+            f"the rest trained on as the final model is, predicted as 'covid predict' does; "
+            f"{later['history_rows']} of {later['rows']} rows had history."
+        )
+    hist = [
+        f"{s} {metrics[s]['val_rows_with_history']}/{metrics[s]['val_rows_total']}"
+        for s in schemes
+        if metrics[s].get("val_rows_with_history")
+    ]
+    if hist:
+        notes.append(
+            "validation rows with history (the rest used the fallback networks): "
+            + ", ".join(hist)
+            + "."
+        )
     if inputs:
         notes.append(f"ridge sees the model's inputs: {inputs}.")
     if "blocked" in metrics:

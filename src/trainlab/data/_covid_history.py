@@ -1,0 +1,380 @@
+"""Each state's daily series behind the COVID windows, and history features from earlier days.
+
+A row of the Kaggle files is a window of D consecutive days of one state; the next window of the
+state starts one day later, so days 2..D of a row are days 1..D-1 of its successor. Chaining rows
+through that exact overlap (in any row order) rebuilds each state's daily series of every feature.
+``tested_positive`` is a 7-day moving average of a daily rate p: its change
+``tp(t) - tp(t-1) = (p(t) - p(t-7)) / 7`` carries the noise of the day a week earlier with a minus
+sign, so the change of the day to predict is anti-correlated (about -0.47) with the change seven
+days before. A row's own window only reaches D-1 days back; the rebuilt series reaches further.
+
+History features of a row whose last day is t use days strictly before t only (the row's target
+and every later day are never read, whatever rows the file holds):
+
+* ``hist_tp_change_k`` = tp(t-k) - tp(t-k-1) for k = 1..lags;
+* ``hist_tp_noise_7``, an estimate of p(t-7) minus its local trend: with the detrended weekly
+  changes e_j = 7 * (c(t-7j) - (tp(t-7j+3) - tp(t-7j-4)) / 7) (c = the day's change), the noise of
+  t-7 is the sum of e_1..e_m plus the noise of t-7(m+1); if daily noise is independent, its best
+  linear estimate weights e_j by (m + 1 - j) / (m + 1), with m the number of whole weeks available
+  (at most ``weeks``). It needs 11 days before t and improves with every further week.
+
+At prediction time the rows of the file being predicted are chained among themselves and attached
+to the stored end of the training series (:class:`SeriesTails`): by exact overlap when the file
+repeats training days, or when its first day is the day right after the training series ends
+(the held-out rows of this repository's copy start there). That adjacency is recognised by
+continuity: the one-day jump from the last stored day to the chain's first day, in units of the
+typical one-day change of each feature, must be as small as a real one-day change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trainlab._io import atomic_write_with
+from trainlab.data._covid_layout import TARGET_FEATURE, day_column
+from trainlab.errors import DataError
+
+HISTORY_PREFIX = "hist_"
+# Largest mean squared one-day jump (in units of each feature's typical one-day change) accepted
+# as "this chain starts the day after the training series". True one-day continuations of the
+# real 2021 data score about 1 (99th percentile below 4); the Kaggle test windows, weeks away,
+# score 25 and more.
+ADJACENT_MAX_JUMP = 6.0
+
+
+@dataclass(frozen=True)
+class HistorySpec:
+    """Which history features to build (see the module docstring).
+
+    Attributes:
+        lags: changes of tested_positive at lags 1..lags (0: none).
+        weeks: most weeks the noise estimate of day t-7 may use (0: no noise estimate).
+    """
+
+    lags: int = 8
+    weeks: int = 7
+
+    def columns(self) -> list[str]:
+        """The feature names, in order."""
+        cols = [f"{HISTORY_PREFIX}tp_change_{k}" for k in range(1, self.lags + 1)]
+        return cols + ([f"{HISTORY_PREFIX}tp_noise_7"] if self.weeks > 0 else [])
+
+    @property
+    def depth(self) -> int:
+        """Days before t the deepest feature may read."""
+        return max(self.lags + 1, 7 * self.weeks + 4 if self.weeks > 0 else 0, 1)
+
+    @property
+    def min_depth(self) -> int:
+        """Days before t a row needs for every feature to be defined."""
+        return max(self.lags + 1, 11 if self.weeks > 0 else 0)
+
+
+def is_history_column(name: str) -> bool:
+    """Whether ``name`` is a history feature (not a column of the file)."""
+    return name.startswith(HISTORY_PREFIX)
+
+
+def day_values(frame: Any) -> np.ndarray:
+    """(N, D, F) every feature of every day of each row (``layout.features`` order); the last
+    day's tested_positive is the target where the frame has one, NaN otherwise."""
+    layout = frame.layout
+    n, d = len(frame), layout.n_days
+    out = np.full((n, d, len(layout.features)), np.nan)
+    for j in range(d):
+        for k, f in enumerate(layout.features):
+            col = day_column(f, j + 1)
+            if col == layout.target:
+                if frame.y is not None:
+                    out[:, j, k] = frame.y
+            else:
+                out[:, j, k] = frame.X[col].to_numpy()
+    return out
+
+
+def _survey_index(layout: Any) -> list[int]:
+    return [k for k, f in enumerate(layout.features) if f != TARGET_FEATURE]
+
+
+def chain_rows(frame: Any, days: np.ndarray | None = None) -> list[np.ndarray]:
+    """Rows chained through their exact overlap: a list of row-index arrays in time order.
+
+    Row j follows row i when days 2..D of i equal days 1..D-1 of j (survey features, which the
+    test layout has on every day) in the same state. A row that could follow several rows (a
+    repeated window) goes to the first in file order. Chains are grouped by state, in order of
+    their first row in the file.
+
+    Args:
+        frame: a :class:`~trainlab.data.covid.CovidFrame`.
+        days: :func:`day_values` of the frame, if already computed.
+
+    Returns:
+        One array per chain; every row is in exactly one chain.
+    """
+    days = day_values(frame) if days is None else days
+    survey = days[:, :, _survey_index(frame.layout)]  # (N, D, F-1)
+    state = frame.state
+    n = len(frame)
+    heads: dict[tuple[int, bytes], list[int]] = {}
+    for i in range(n):
+        heads.setdefault((int(state[i]), survey[i, :-1].tobytes()), []).append(i)
+    succ = np.full(n, -1)
+    has_pred = np.zeros(n, dtype=bool)
+    for i in range(n):
+        cands = heads.get((int(state[i]), survey[i, 1:].tobytes()), [])
+        # prefer the next row in file order; skip rows already claimed (duplicated windows)
+        for j in sorted(cands, key=lambda j: (j <= i, j)):
+            if j != i and not has_pred[j]:
+                succ[i] = j
+                has_pred[j] = True
+                break
+    chains: list[np.ndarray] = []
+    visited = np.zeros(n, dtype=bool)
+    for s in np.unique(state):
+        for start in np.flatnonzero((state == s) & ~has_pred):
+            chain, i = [], int(start)
+            while i >= 0 and not visited[i]:
+                visited[i] = True
+                chain.append(i)
+                i = int(succ[i])
+            chains.append(np.array(chain, dtype=np.int64))
+        for k in np.flatnonzero((state == s) & ~visited):  # cycles: identical windows repeating
+            visited[k] = True
+            chains.append(np.array([k], dtype=np.int64))
+    return chains
+
+
+@dataclass
+class SeriesTails:
+    """The last days of every training chain, all features: what prediction-time history needs.
+
+    Attributes:
+        features: feature names (``layout.features``).
+        state: (C,) state index of each chain.
+        values: (C, K, F) the chain's last K days, NaN-padded at the front for shorter chains.
+        step_scale: (F,) root mean square one-day change of each feature in the training series
+            (the unit of the continuity test).
+    """
+
+    features: list[str]
+    state: np.ndarray
+    values: np.ndarray
+    step_scale: np.ndarray
+
+    def save(self, path: Path) -> None:
+        """Write a compressed ``.npz`` (no pickled objects)."""
+        atomic_write_with(path, self._write)
+
+    def _write(self, path: Path) -> None:
+        with open(path, "wb") as f:
+            np.savez_compressed(
+                f,
+                features=np.array(self.features),
+                state=self.state,
+                values=self.values,
+                step_scale=self.step_scale,
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> SeriesTails:
+        """Read what :meth:`save` wrote; DataError if missing or corrupt."""
+        if not path.is_file():
+            raise DataError(path, "stored training series missing")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                tails = cls(
+                    [str(f) for f in z["features"]],
+                    z["state"].astype(np.int64),
+                    z["values"].astype(np.float64),
+                    z["step_scale"].astype(np.float64),
+                )
+        except Exception as e:  # zip, key and format errors of many kinds
+            raise DataError(path, f"corrupt stored training series ({type(e).__name__})") from None
+        c, _, f = tails.values.shape
+        if len(tails.state) != c or f != len(tails.features) or len(tails.step_scale) != f:
+            raise DataError(path, "stored training series has inconsistent shapes")
+        return tails
+
+
+@dataclass
+class Timeline:
+    """Rows placed on per-state day axes.
+
+    Attributes:
+        values: (S, L, F) each segment's daily values, NaN where unknown (and as end padding).
+        state: (S,) state of each segment.
+        row_segment: (N,) the segment of each row.
+        row_end: (N,) index of each row's last day in its segment.
+        attached: (S,) whether the segment starts with stored training days.
+        n_days: D, days per window.
+    """
+
+    values: np.ndarray
+    state: np.ndarray
+    row_segment: np.ndarray
+    row_end: np.ndarray
+    attached: np.ndarray
+    n_days: int
+
+    def tails(self, features: list[str], keep: int) -> SeriesTails:
+        """The last ``keep`` days of every segment, for prediction-time history."""
+        s, length, f = self.values.shape
+        out = np.full((s, keep, f), np.nan)
+        for k in range(s):
+            last = int(self.row_end[self.row_segment == k].max()) + 1
+            take = self.values[k, max(last - keep, 0) : last]
+            out[k, keep - len(take) :] = take
+        return SeriesTails(features, self.state.copy(), out, step_scale(self.values))
+
+
+def step_scale(values: np.ndarray) -> np.ndarray:
+    """(F,) root mean square one-day change of each feature over (S, L, F) daily series."""
+    diff = np.diff(values, axis=1).reshape(-1, values.shape[-1])
+    scale = np.sqrt(np.nanmean(diff**2, axis=0)) if np.isfinite(diff).any() else None
+    if scale is None:
+        return np.ones(values.shape[-1])
+    return np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
+
+
+def build_timeline(frame: Any, tails: SeriesTails | None = None) -> Timeline:
+    """Chain the rows of ``frame`` and attach each chain to the stored training days if it
+    continues them.
+
+    Args:
+        frame: a :class:`~trainlab.data.covid.CovidFrame` (training or test layout).
+        tails: the training series' last days (prediction time), or None.
+
+    Returns:
+        A :class:`Timeline` with one segment per chain.
+    """
+    d = frame.layout.n_days
+    days = day_values(frame)
+    chains = chain_rows(frame, days)
+    state = frame.state
+    segments: list[np.ndarray] = []
+    seg_state, attached = [], []
+    row_segment = np.zeros(len(frame), dtype=np.int64)
+    row_end = np.zeros(len(frame), dtype=np.int64)
+    survey = _survey_index(frame.layout)
+    for chain in chains:
+        vals = np.full((len(chain) + d - 1, days.shape[2]), np.nan)
+        for k, i in enumerate(chain):  # earliest row first; a later row only fills gaps
+            window = vals[k : k + d]
+            vals[k : k + d] = np.where(np.isnan(window), days[i], window)
+        s = int(state[chain[0]])
+        offset, prefix = 0, None
+        if tails is not None:
+            found = _attach(vals, s, tails, survey, d)
+            if found is not None:
+                prefix, offset = found
+        if prefix is not None:
+            merged = np.full((max(len(prefix), offset + len(vals)), vals.shape[1]), np.nan)
+            merged[: len(prefix)] = prefix
+            span = merged[offset : offset + len(vals)]
+            merged[offset : offset + len(vals)] = np.where(np.isnan(span), vals, span)
+            vals = merged
+        k = len(segments)
+        segments.append(vals)
+        seg_state.append(s)
+        attached.append(prefix is not None)
+        row_segment[chain] = k
+        row_end[chain] = offset + np.arange(len(chain)) + d - 1
+    length = max((len(v) for v in segments), default=0)
+    values = np.full((len(segments), length, days.shape[2]), np.nan)
+    for k, v in enumerate(segments):
+        values[k, : len(v)] = v
+    return Timeline(
+        values,
+        np.array(seg_state, dtype=np.int64),
+        row_segment,
+        row_end,
+        np.array(attached, dtype=bool),
+        d,
+    )
+
+
+def _attach(
+    chain_vals: np.ndarray, state: int, tails: SeriesTails, survey: list[int], d: int
+) -> tuple[np.ndarray, int] | None:
+    """(tail days without NaN padding, offset of the chain's first day) or None.
+
+    Exact overlap first (the chain's first day is a stored day and every following stored day
+    matches), then continuity (the chain's first day is the day after the stored days end).
+    Only the chain's first row is looked at, so attaching never reads a later row.
+    """
+    first_row = chain_vals[:d]  # (D, F): the first row's days
+    best: tuple[float, np.ndarray, int] | None = None
+    for c in np.flatnonzero(tails.state == state):
+        tail = tails.values[c]
+        tail = tail[~np.isnan(tail).all(axis=1)]
+        if not len(tail):
+            continue
+        for p in range(len(tail)):
+            n_common = min(d, len(tail) - p)
+            if np.array_equal(tail[p : p + n_common][:, survey], first_row[:n_common][:, survey]):
+                return tail, p
+        jump = (first_row[0] - tail[-1]) / tails.step_scale
+        jump = jump[np.isfinite(jump)]
+        if not len(jump):
+            continue
+        score = float(np.mean(jump**2))
+        if score <= ADJACENT_MAX_JUMP and (best is None or score < best[0]):
+            best = (score, tail, len(tail))
+    return None if best is None else (best[1], best[2])
+
+
+def history_features(
+    timeline: Timeline, spec: HistorySpec, tp_index: int, hide_rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The history features of every row (NaN where the days they need are unknown).
+
+    Args:
+        timeline: rows on their day axes (:func:`build_timeline`).
+        spec: which features.
+        tp_index: position of tested_positive among the features.
+        hide_rows: rows whose days are treated as unknown (blocked cross-validation hides the
+            validation rows' days from the training rows' features); None hides nothing.
+
+    Returns:
+        A DataFrame (N, len(spec.columns())) in row order.
+    """
+    tp = timeline.values[:, :, tp_index].copy()  # (S, L)
+    if hide_rows is not None and len(hide_rows):
+        d = timeline.n_days
+        for back in range(d):
+            tp[timeline.row_segment[hide_rows], timeline.row_end[hide_rows] - back] = np.nan
+    depth = spec.depth
+    idx = timeline.row_end[:, None] - 1 - np.arange(depth)[None, :]  # (N, depth): t-1, t-2, ...
+    ok = idx >= 0
+    g = np.full(idx.shape, np.nan)  # g[:, j] = tp(t - 1 - j)
+    g[ok] = tp[np.broadcast_to(timeline.row_segment[:, None], idx.shape)[ok], idx[ok]]
+    cols: dict[str, np.ndarray] = {}
+    for k in range(1, spec.lags + 1):
+        cols[f"{HISTORY_PREFIX}tp_change_{k}"] = g[:, k - 1] - g[:, k]
+    if spec.weeks > 0:
+        cols[f"{HISTORY_PREFIX}tp_noise_7"] = noise_estimate(g, spec.weeks)
+    return pd.DataFrame(cols)
+
+
+def noise_estimate(g: np.ndarray, weeks: int) -> np.ndarray:
+    """(N,) estimated noise of p(t-7) from ``g[:, j] = tp(t-1-j)`` (see the module docstring);
+    NaN where not even one week is available."""
+    n = len(g)
+    e = np.full((n, weeks), np.nan)
+    for m in range(1, weeks + 1):
+        if 7 * m + 3 >= g.shape[1]:
+            break
+        change = g[:, 7 * m - 1] - g[:, 7 * m]  # tp(s) - tp(s-1), s = t - 7m
+        trend = (g[:, 7 * m - 4] - g[:, 7 * m + 3]) / 7  # mean change over s-3..s+3
+        e[:, m - 1] = 7 * (change - trend)
+    avail = np.cumprod(np.isfinite(e), axis=1).astype(bool)  # consecutive weeks from t-7 back
+    m = avail.sum(axis=1)  # (N,)
+    j = np.arange(1, weeks + 1)[None, :]
+    w = np.where(avail, (m[:, None] + 1 - j) / (m[:, None] + 1), 0.0)
+    out = (w * np.nan_to_num(e)).sum(axis=1)
+    return np.where(m > 0, out, np.nan)
