@@ -15,8 +15,13 @@ from trainlab.data._covid_synth import synthetic_covid
 TINY_TOML = """
 folds = 3
 ensemble_seeds = 1
+holdout_rows = 4
 plot = false
 [train]
+epochs = 3
+[fallback]
+ensemble_seeds = 1
+[fallback.train]
 epochs = 3
 """
 
@@ -84,7 +89,16 @@ def test_train_prints_the_table_and_writes_files(
     )
     text = capsys.readouterr().out
     assert "blocked fold 1/3" in text  # progress
-    for word in ("blocked (3)", "random (3)", "course", "persistence", "ridge", "mean"):
+    for word in (
+        "blocked (3)",
+        "random (3)",
+        "course",
+        "later days",
+        "persistence",
+        "ridge without history",
+        "mean",
+        "rows with history",
+    ):
         assert word in text
     for name in (
         "submission.csv",
@@ -101,7 +115,8 @@ def test_quiet_and_seed(trained: Path, capsys: pytest.CaptureFixture[str]) -> No
     config = json.loads((trained / "config.json").read_text())
     assert config["seed"] == 3 and config["train"]["seed"] == 3
     meta = json.loads((trained / "model" / "model.json").read_text())
-    assert [m["seed"] for m in meta["members"]] == [3, 3, 3]
+    # the final networks: one per tier, both seeded from the run's seed
+    assert [(m["tier"], m["seed"]) for m in meta["members"]] == [("history", 3), ("fallback", 3)]
 
 
 def test_predict_and_evaluate(
@@ -122,6 +137,8 @@ def test_predict_and_evaluate(
     )
     assert code == 0
     assert pd.read_csv(out).equals(pd.read_csv(trained / "submission.csv"))
+    # the generated test windows continue the training days: all 20 rows get history
+    assert "(20 rows: 20 with history, 0 by the fallback networks" in capsys.readouterr().err
     assert (
         main(
             [
@@ -259,5 +276,7 @@ def test_sample_preset_runs(
     )
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["widths"] == [64] and config["validation"] == "course"
+    assert config["train"]["epochs"] == 3 and config["fallback"]["train"]["epochs"] == 3
+    assert config["history"]["enabled"] is False
     assert len(json.loads((out / "model" / "model.json").read_text())["members"]) == 1
     assert "early-stopped on each validation fold" in capsys.readouterr().out

@@ -263,15 +263,18 @@ def later_days(
         "ridge_no_history": r_fb.predict(prepared),
     }
     hist = history_columns(cfg)
-    if hist:
-        has = np.isfinite(full.X[hist].to_numpy()).all(axis=1)
-        rows = np.flatnonzero(has)
+    rows = (
+        np.flatnonzero(np.isfinite(full.X[hist].to_numpy()).all(axis=1))
+        if hist
+        else np.zeros(0, dtype=np.int64)
+    )
+    if len(rows) >= 2:
         r_h, grid_h = fit_ridge(cfg, full, reduced.state, r_order, rows, extra=hist)
         preds["ridge"] = tiered_predict([r_h], [r_fb], prepared)[0]
         if tuned_alpha is not None:
             k = cfg.ridge_alphas.index(tuned_alpha)
             preds["ridge_tuned"] = tiered_predict([grid_h[k]], [grid_fb[k]], prepared)[0]
-    else:
+    else:  # no history (or no training row with it): ridge is the fallback tier alone
         preds["ridge"] = preds["ridge_no_history"]
         if tuned_alpha is not None:
             preds["ridge_tuned"] = grid_fb[cfg.ridge_alphas.index(tuned_alpha)].predict(prepared)
