@@ -3,8 +3,9 @@
 Each state gets a daily series of survey values (random walks around plausible levels) and a
 ``tested_positive`` that follows ``cli`` plus noise, as a 7-day moving average like the real one.
 Windows of D consecutive days become rows exactly as in the Kaggle files: the training file lists
-each state's windows in time order, the test file holds later windows (no shared days), shuffled,
-with the target column removed. The header repeats the feature names per day, as the originals do.
+each state's windows in time order, the test file holds later windows (no shared days: they start
+the day after the training days end, as the held-out evaluation rows do), shuffled, with the target
+column removed. The header repeats the feature names per day, as the originals do.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 ``sample`` reproduces the course's sample code (ML2021 Spring HW1): all 93 inputs, ``93-64-1``
 ReLU, SGD (lr 1e-3, momentum 0.9), batch 270, MSE on the raw target, at most 3000 epochs, early
-stopping after 200 epochs without improvement on the every-10th-row split. ``default`` is the best
-setting found with blocked cross-validation; ``configs/covid_default.toml`` spells it out with the
-numbers of the search that chose it.
+stopping after 200 epochs without improvement on the every-10th-row split, no history features.
+``default`` is the best setting found with blocked cross-validation and the later-days simulation;
+``configs/covid_default.toml`` spells it out with the numbers of the search that chose it.
 """
 
 from __future__ import annotations
@@ -246,7 +246,11 @@ def _default() -> CovidConfig:
 
 
 PRESETS = {
-    "default": (_default, "the best setting found with blocked cross-validation"),
+    "default": (
+        _default,
+        "the best setting found with blocked cross-validation: a linear layer on rows with "
+        "history, a 14-16-1 MLP on the others",
+    ),
     "sample": (
         _sample,
         "the course's sample code: 93-64-1 ReLU, SGD momentum, every-10th-row split",
