@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from trainlab._io import atomic_write_with
-from trainlab.tasks._covid_cv import REFERENCES, Member, SchemeResult
+from trainlab.tasks._covid_cv import REFERENCES, SchemeResult
+from trainlab.tasks._covid_members import Member
 
 _LABELS = {
     "model": "model",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,16 +27,12 @@ import numpy as np
 import torch
 
 from trainlab._io import atomic_torch_save, atomic_write_json, atomic_write_text
-from trainlab.config import from_dict, to_dict
+from trainlab.config import to_dict
 from trainlab.data.covid import (
     LAYOUTS,
     TEST_FILE,
     TRAIN_FILE,
     CovidFrame,
-    HistorySpec,
-    SeriesTails,
-    Standardizer,
-    build_timeline,
     load_covid_dir,
     read_covid,
     time_order,
@@ -52,21 +47,16 @@ from trainlab.tasks._covid_config import (
     load_covid_config,
     preset,
 )
-from trainlab.tasks._covid_cv import (
-    REFERENCES,
-    Member,
-    SchemeResult,
-    cross_validate,
-    fit_ridge,
-    fit_tiers,
-    history_columns,
-    holdout_problem,
-    holdout_split,
-    prepare,
-    subset,
-    tiered_predict,
+from trainlab.tasks._covid_cv import REFERENCES, SchemeResult, cross_validate, holdout_problem
+from trainlab.tasks._covid_ensemble import (
+    Ensemble,
+    describe_member,
+    fit_ensemble,
+    later_days,
+    load_ensemble,
 )
-from trainlab.tasks._covid_model import CovidMLP, describe, make_loss
+from trainlab.tasks._covid_members import Member, history_columns, subset
+from trainlab.tasks._covid_model import make_loss
 from trainlab.tasks._covid_report import format_table, metrics_dict, plot_curves, plot_predictions
 
 __all__ = [
@@ -84,63 +74,10 @@ __all__ = [
     "load_ensemble",
     "load_for_diagnosis",
     "predict_covid",
+    "predict_covid_info",
     "preset",
     "train_covid",
 ]
-
-FORMAT_VERSION = 2
-HISTORY_FILE = "history.npz"
-
-
-@dataclass
-class Ensemble:
-    """The saved members of a run, its description (``model.json``) and the stored end of every
-    training series (what history features at prediction time start from)."""
-
-    members: list[Member]
-    meta: dict[str, Any]
-    tails: SeriesTails | None = None
-
-    @property
-    def spec(self) -> HistorySpec | None:
-        """The history features the history members read (None: no history tier)."""
-        h = self.meta.get("history")
-        return None if not h else HistorySpec(int(h["lags"]), int(h["weeks"]))
-
-    def prepare(self, frame: CovidFrame) -> tuple[CovidFrame, dict[str, int]]:
-        """``frame`` with history features built from the stored training days and the frame's
-        own earlier rows, and counts of what was found.
-
-        Returns:
-            The frame and ``{"rows", "history_rows", "chains", "attached_chains"}``.
-        """
-        spec = self.spec
-        if spec is None:
-            return frame, {"rows": len(frame), "history_rows": 0, "chains": 0, "attached_chains": 0}
-        timeline = build_timeline(frame, self.tails)
-        out = with_history(frame, spec, timeline=timeline)
-        hist = [m for m in self.members if m.uses_history]
-        mask = np.isfinite(out.X[spec.columns()].to_numpy()).all(axis=1) if hist else None
-        info = {
-            "rows": len(frame),
-            "history_rows": 0 if mask is None else int(mask.sum()),
-            "chains": len(timeline.state),
-            "attached_chains": int(timeline.attached.sum()),
-        }
-        return out, info
-
-    def predict_info(self, frame: CovidFrame) -> tuple[np.ndarray, dict[str, int]]:
-        """(N,) predictions for a frame as read from a file, and the counts of :meth:`prepare`."""
-        prepared, info = self.prepare(frame)
-        history = [m for m in self.members if m.uses_history]
-        fallback = [m for m in self.members if not m.uses_history]
-        pred, _ = tiered_predict(history, fallback, prepared)
-        return pred, info
-
-    def predict(self, frame: CovidFrame) -> np.ndarray:
-        """(N,) the members' average prediction of ``tested_positive`` (history tier where a
-        row's history is known, fallback tier elsewhere)."""
-        return self.predict_info(frame)[0]
 
 
 @dataclass
@@ -190,108 +127,6 @@ def _small_model_threads() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def fit_ensemble(
-    cfg: CovidConfig,
-    frame: CovidFrame,
-    order: np.ndarray,
-    data_dir: Path,
-    cv: SchemeResult | None = None,
-) -> Ensemble:
-    """The final ensemble on ``frame``: ``ensemble_seeds`` networks per tier trained on every row
-    (``final = "refit"``) or the members of ``cv`` (``"folds"``), with the series' ends stored.
-
-    Args:
-        cfg: the settings.
-        frame: the training rows (without history columns).
-        order: their time positions (:func:`time_order`).
-        data_dir: recorded in the description.
-        cv: the validation scheme's result with its members (needed for ``"folds"``; computed
-            here when None).
-    """
-    full, timeline = prepare(cfg, frame)
-    if cfg.final == "folds":
-        if cv is None or not cv.members:
-            cv = cross_validate(cfg, frame, order, cfg.validation, keep_members=True)
-        members = cv.members
-    else:
-        history, fallback = fit_tiers(cfg, full, np.arange(len(frame)), None, "all")
-        members = history + fallback
-    members = sorted(members, key=lambda m: not m.uses_history)  # model.pt: the main tier
-    spec = cfg.history.spec()
-    tails = None
-    if spec is not None and timeline is not None:
-        keep = max(spec.depth + frame.layout.n_days, 2 * frame.layout.n_days)
-        tails = timeline.tails(list(frame.layout.features), keep)  # type: ignore[attr-defined]
-    return Ensemble(members, _model_meta(cfg, frame, data_dir, members), tails)
-
-
-def later_days(
-    cfg: CovidConfig,
-    frame: CovidFrame,
-    order: np.ndarray,
-    data_dir: Path,
-    tuned_alpha: float | None = None,
-) -> dict[str, Any]:
-    """The held-out evaluation, simulated on the training file.
-
-    Each state's last ``holdout_rows`` windows are held out after ``holdout_gap`` dropped windows
-    (no shared day), the ensemble is trained on the rest exactly as the final one is, and the
-    held-out rows, without their target, go through the prediction path of ``trainlab covid
-    predict`` (history from the stored training days and the rows' own earlier windows).
-
-    Returns:
-        MSE of the model and the references, and how many rows had history.
-    """
-    assert frame.y is not None
-    t0 = time.perf_counter()
-    tr_rows, ho_rows = holdout_split(order, frame.state, cfg.holdout_rows, cfg.holdout_gap)
-    reduced = subset(frame, tr_rows)
-    hold = subset(frame, ho_rows, with_target=False)  # the test layout: no target
-    y = frame.y[ho_rows]
-    ensemble = fit_ensemble(cfg, reduced, order[tr_rows], data_dir)
-    pred, info = ensemble.predict_info(hold)
-    prepared, _ = ensemble.prepare(hold)
-    full, _ = prepare(cfg, reduced)
-    assert reduced.y is not None
-    r_order = order[tr_rows]
-    fb = cfg.fallback_config()
-    r_fb, grid_fb = fit_ridge(fb, full, reduced.state, r_order, np.arange(len(reduced)))
-    preds = {
-        "model": pred,
-        "mean": np.full(len(hold), reduced.y.mean()),
-        "persistence": hold.persistence(),
-        "ridge_no_history": r_fb.predict(prepared),
-    }
-    hist = history_columns(cfg)
-    rows = (
-        np.flatnonzero(np.isfinite(full.X[hist].to_numpy()).all(axis=1))
-        if hist
-        else np.zeros(0, dtype=np.int64)
-    )
-    if len(rows) >= 2:
-        r_h, grid_h = fit_ridge(cfg, full, reduced.state, r_order, rows, extra=hist)
-        preds["ridge"] = tiered_predict([r_h], [r_fb], prepared)[0]
-        if tuned_alpha is not None:
-            k = cfg.ridge_alphas.index(tuned_alpha)
-            preds["ridge_tuned"] = tiered_predict([grid_h[k]], [grid_fb[k]], prepared)[0]
-    else:  # no history (or no training row with it): ridge is the fallback tier alone
-        preds["ridge"] = preds["ridge_no_history"]
-        if tuned_alpha is not None:
-            preds["ridge_tuned"] = grid_fb[cfg.ridge_alphas.index(tuned_alpha)].predict(prepared)
-    out: dict[str, Any] = {name: float(np.mean((p - y) ** 2)) for name, p in preds.items()}
-    out.update(
-        {
-            "train_rows": len(tr_rows),
-            "rows": len(ho_rows),
-            "history_rows": info["history_rows"],
-            "attached_chains": info["attached_chains"],
-            "chains": info["chains"],
-            "seconds": time.perf_counter() - t0,
-        }
-    )
-    return out
-
-
 def _train(
     cfg: CovidConfig, data_dir: Path, out: Path, log: Callable[[str], None] | None
 ) -> CovidRun:
@@ -335,7 +170,7 @@ def _train(
     label = (
         "model ("
         + ", ".join(
-            _describe(m).split(" (")[0]
+            describe_member(m).split(" (")[0]
             for m in (
                 next((m for m in ensemble.members if m.uses_history), None),
                 next((m for m in ensemble.members if not m.uses_history), None),
@@ -371,45 +206,6 @@ def _train(
         summary["later_days_skipped"] = problem
     _write_outputs(out, cfg, ensemble, chosen.members, test, test_pred, summary, results, train.y)
     return CovidRun(out, summary, table, ensemble, test_pred, time.perf_counter() - t0)
-
-
-def _describe(member: Member) -> str:
-    a = member.architecture
-    widths = list(a.get("widths", [])) if a else []  # type: ignore[call-overload]
-    activation = str(a.get("activation", "")) if a else ""
-    return describe(member.model, len(member.features), widths, activation)
-
-
-def describe_members(members: list[Member]) -> str:
-    """``linear 23-1 (...) with history; MLP 14-16-1 (...) fallback``-style summary."""
-    hist = [m for m in members if m.uses_history]
-    fb = [m for m in members if not m.uses_history]
-    if not hist:
-        return _describe(fb[0])
-    text = f"{_describe(hist[0])} on rows with history"
-    return text + (f"; {_describe(fb[0])} fallback" if fb else "")
-
-
-def _model_meta(
-    cfg: CovidConfig, train: CovidFrame, data_dir: Path, members: list[Member]
-) -> dict[str, Any]:
-    spec = cfg.history.spec() if any(m.uses_history for m in members) else None
-    return {
-        "task": "covid",
-        "format_version": FORMAT_VERSION,
-        "description": describe_members(members),
-        "layout": train.layout.name,
-        "input_columns": train.layout.input_columns(),
-        "target": train.layout.target,
-        "data": str(data_dir.resolve()),
-        "config": to_dict(cfg),
-        "history": None if spec is None else {"lags": spec.lags, "weeks": spec.weeks},
-        "history_file": None if spec is None else HISTORY_FILE,
-        "members": [
-            {**m.meta(), "file": "model.pt" if i == 0 else f"member_{i}.pt"}
-            for i, m in enumerate(members)
-        ],
-    }
 
 
 def _write_outputs(
@@ -449,82 +245,6 @@ def submission_csv(ids: np.ndarray, pred: np.ndarray) -> str:
     for i, p in zip(ids, pred):
         buf.write(f"{int(i)},{float(p):.6f}\n")
     return buf.getvalue()
-
-
-def _model_dir(path: str | Path) -> Path:
-    path = Path(path)
-    if (path / "model" / "model.json").is_file():
-        return path / "model"
-    if (path / "model.json").is_file():
-        return path
-    raise DataError(
-        path,
-        "not a trained covid model: no model.json here or in model/ "
-        "(train one with 'trainlab covid train')",
-    )
-
-
-def load_ensemble(model_dir: str | Path) -> Ensemble:
-    """Rebuild the ensemble saved by :func:`train_covid` (``OUT`` or ``OUT/model``)."""
-    mdir = _model_dir(model_dir)
-    try:
-        meta = json.loads((mdir / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DataError(mdir / "model.json", f"unreadable model description: {e}") from None
-    if not isinstance(meta, dict) or meta.get("task") != "covid":
-        raise DataError(
-            mdir / "model.json",
-            f"not a covid model (task {meta.get('task')!r})"
-            if isinstance(meta, dict)
-            else "not a covid model description",
-        )
-    try:
-        cfg = load_covid_config(overrides=meta["config"])
-        members = []
-        for info in meta["members"]:
-            path = mdir / info["file"]
-            members.append(_load_member(path, info, cfg))
-        tails = None
-        if meta.get("history"):
-            tails = SeriesTails.load(mdir / meta["history_file"])
-    except KeyError as e:
-        raise DataError(mdir / "model.json", f"missing entry {e}") from None
-    return Ensemble(members, meta, tails)
-
-
-def _load_member(path: Path, info: dict[str, Any], cfg: CovidConfig) -> Member:
-    if not path.is_file():
-        raise DataError(path, "weights file missing")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and format errors of many kinds
-        raise DataError(path, f"corrupt or unreadable weights ({type(e).__name__}: {e})") from None
-    m = (
-        from_dict(ModelConfig, info["architecture"], source=str(path))
-        if info.get("architecture")
-        else cfg.model
-    )
-    model = CovidMLP(
-        len(info["features"]), m.widths, m.activation, m.batch_norm, m.dropout, m.linear_skip
-    )
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        first = str(e).strip().splitlines()[0]
-        raise DataError(path, f"weights do not fit the model in model.json ({first})") from None
-    model.eval()
-    return Member(
-        info["name"],
-        info["fold"],
-        int(info["seed"]),
-        model,
-        list(info["features"]),
-        Standardizer.from_state_dict(info["normalizer"]),
-        info["target"],
-        float(info["target_mean"]),
-        float(info["target_std"]),
-        architecture=dict(info.get("architecture") or {}),
-    )
 
 
 def predict_covid(

@@ -1,0 +1,326 @@
+"""The COVID task's predictors: the networks of each tier, the ridge reference, tiered prediction.
+
+Rows whose history features (earlier days of the state, :mod:`trainlab.data._covid_history`) are
+all defined are predicted by the history networks, the others by the fallback networks trained on
+the row's own features (:func:`tiered_predict`). :func:`fit_member` trains one network with the
+Trainer on rows of a frame, with features chosen and statistics computed on those rows only;
+:func:`fit_ridge` fits the linear reference the same way, its alpha picked by an inner blocked
+cross-validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from trainlab.config import to_dict
+from trainlab.data.covid import CovidFrame, Standardizer, make_folds, select_features
+from trainlab.errors import ConfigError
+from trainlab.tasks._covid_config import CovidConfig
+from trainlab.tasks._covid_model import CovidMLP, make_loss
+from trainlab.train import Callback, History, TrainState, fit, predict
+
+
+class Predictor(Protocol):
+    """Anything with input columns that predicts tested_positive for the rows of a frame."""
+
+    features: list[str]
+
+    def predict(self, frame: CovidFrame) -> np.ndarray: ...
+
+
+def history_columns(cfg: CovidConfig) -> list[str]:
+    """The history feature names of ``cfg`` (empty when history is off)."""
+    spec = cfg.history.spec()
+    return [] if spec is None else spec.columns()
+
+
+def history_mask(frame: CovidFrame, columns: Sequence[str]) -> np.ndarray:
+    """(N,) rows whose history features are all defined (all False without history columns)."""
+    if not columns:
+        return np.zeros(len(frame), dtype=bool)
+    return np.isfinite(frame.X[list(columns)].to_numpy()).all(axis=1)
+
+
+def tiered_predict(
+    history: Sequence[Predictor], fallback: Sequence[Predictor], frame: CovidFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average of the history predictors where a row's history is defined, else of the fallback.
+
+    Returns:
+        (N,) predictions and (N,) the mask of rows predicted with history.
+    """
+    mask = history_mask(frame, _hist_cols(history)) if history else np.zeros(len(frame), bool)
+    pred = np.full(len(frame), np.nan)
+    if (~mask).any():
+        if not fallback:
+            raise ConfigError("rows without history but no fallback predictors")
+        rows = rows_of(frame, np.flatnonzero(~mask))
+        pred[~mask] = np.mean([p.predict(rows) for p in fallback], axis=0)
+    if mask.any():
+        rows = rows_of(frame, np.flatnonzero(mask))
+        pred[mask] = np.mean([p.predict(rows) for p in history], axis=0)
+    return pred, mask
+
+
+def _hist_cols(predictors: Sequence[Predictor]) -> list[str]:
+    return [f for f in predictors[0].features if f.startswith("hist_")]
+
+
+@dataclass
+class Member:
+    """One trained network with everything needed to apply it to a new file."""
+
+    name: str
+    fold: str
+    seed: int
+    model: CovidMLP
+    features: list[str]
+    scaler: Standardizer
+    target: str  # "raw" | "delta"
+    target_mean: float
+    target_std: float
+    history: History | None = None
+    architecture: dict[str, object] = field(default_factory=dict)  # ModelConfig as a dict
+
+    @property
+    def uses_history(self) -> bool:
+        """Whether the member reads history features (the history tier)."""
+        return any(f.startswith("hist_") for f in self.features)
+
+    def inputs(self, frame: CovidFrame) -> torch.Tensor:
+        """(N, F) normalised inputs of ``frame`` in this member's feature order."""
+        return torch.from_numpy(self.scaler.transform(frame.X))
+
+    def predict(self, frame: CovidFrame) -> np.ndarray:
+        """(N,) predicted ``tested_positive`` for every row of ``frame``."""
+        out = predict(self.model, self.inputs(frame), batch_size=8192).numpy().astype(np.float64)
+        pred = out * self.target_std + self.target_mean
+        return pred + frame.persistence() if self.target == "delta" else pred
+
+    def meta(self) -> dict[str, object]:
+        """JSON-able description (weights are saved separately)."""
+        return {
+            "name": self.name,
+            "fold": self.fold,
+            "seed": self.seed,
+            "tier": "history" if self.uses_history else "fallback",
+            "features": self.features,
+            "normalizer": self.scaler.state_dict(),
+            "target": self.target,
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
+            "architecture": self.architecture,
+        }
+
+
+@dataclass
+class RidgeMember:
+    """A fitted ridge reference: features, scaling, coefficients, target transform."""
+
+    features: list[str]
+    scaler: Standardizer
+    coef: np.ndarray  # (F,)
+    intercept: float
+    target: str
+    alpha: float
+
+    def predict(self, frame: CovidFrame) -> np.ndarray:
+        """(N,) predicted ``tested_positive``."""
+        x = self.scaler.transform(frame.X).astype(np.float64)
+        pred = x @ self.coef + self.intercept
+        return pred + frame.persistence() if self.target == "delta" else pred
+
+
+class _TrainMSE(Callback):
+    """Adds ``train_mse`` (evaluation mode, target units) to each epoch's record, for the curves."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, scale: float) -> None:
+        self.x, self.y, self.scale = x, y, scale
+
+    def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:
+        model = state.model
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            err = model(self.x.to(_device(model))).cpu() - self.y
+        model.train(was)
+        value = float((err * err).mean()) * self.scale
+        record["train_mse"] = value
+        state.history.records[-1]["train_mse"] = value
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _target(cfg: CovidConfig, frame: CovidFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) the quantity the model learns (target minus base) and (N,) the base."""
+    assert frame.y is not None
+    base = frame.persistence() if cfg.target == "delta" else np.zeros(len(frame))
+    return frame.y - base, base
+
+
+def fit_member(
+    cfg: CovidConfig,
+    frame: CovidFrame,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    seed: int,
+    name: str,
+    curves: bool = False,
+    extra: Sequence[str] = (),
+) -> Member:
+    """Train one network on ``train_rows`` (validation rows only watched, or early-stopped on).
+
+    Args:
+        cfg: the task settings.
+        frame: the training file (with history columns if ``extra`` names them).
+        train_rows: rows to fit on; features and statistics come from these rows only.
+        val_rows: rows whose loss is recorded every epoch (and used for early stopping and
+            best-epoch restoring if ``cfg.train`` asks for them), or None.
+        seed: initialisation and shuffling seed.
+        name: the member's name (``blocked2/seed1``).
+        curves: also record the training MSE per epoch (for learning-curve plots).
+        extra: further input columns (the history features), appended to ``cfg.features``.
+    """
+    states = frame.layout.states
+    features = select_features(cfg.features, frame, train_rows) + list(extra)
+    scaler = Standardizer.fit(frame.X.iloc[train_rows][features], skip=states)
+    t, _ = _target(cfg, frame)
+    mean, std = (
+        (float(t[train_rows].mean()), float(t[train_rows].std()))
+        if cfg.standardize_target
+        else (0.0, 1.0)
+    )
+    std = std if std > 1e-12 else 1.0
+    x_all = scaler.transform(frame.X)
+    y_all = ((t - mean) / std).astype(np.float32)
+
+    torch.manual_seed(seed)
+    m = cfg.model
+    model = CovidMLP(len(features), m.widths, m.activation, m.batch_norm, m.dropout, m.linear_skip)
+    loss_fn = make_loss(model, cfg.loss, cfg.huber_delta, cfg.l1, cfg.l2)
+    tc = dataclasses.replace(cfg.train, seed=seed, quiet=True, out_dir=None)
+    x_tr, y_tr = torch.from_numpy(x_all[train_rows]), torch.from_numpy(y_all[train_rows])
+    val = None
+    # watching a validation set costs more than training on it: only where something reads it
+    needs_val = curves or cfg.train.patience is not None or cfg.train.restore_best
+    if needs_val and val_rows is not None and len(val_rows):
+        val = (torch.from_numpy(x_all[val_rows]), torch.from_numpy(y_all[val_rows]))
+    else:
+        tc = dataclasses.replace(tc, patience=None, restore_best=False)
+    scale = std * std
+
+    def mse(outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        return float(((outputs - targets) ** 2).mean()) * scale
+
+    callbacks = [_TrainMSE(x_tr, y_tr, scale)] if curves else []
+    history = fit(model, loss_fn, (x_tr, y_tr), val, tc, metrics={"mse": mse}, callbacks=callbacks)
+    model.to("cpu").eval()
+    fold = name.split("/")[0]
+    return Member(
+        name, fold, seed, model, features, scaler, cfg.target, mean, std, history,
+        architecture=to_dict(m),
+    )  # fmt: skip
+
+
+def fit_tiers(
+    cfg: CovidConfig,
+    frame: CovidFrame,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    prefix: str,
+    curves: bool = False,
+) -> tuple[list[Member], list[Member]]:
+    """The history networks (trained on the training rows whose history is defined) and the
+    fallback networks (on all training rows, with ``cfg.fallback_config()``); ``ensemble_seeds``
+    of each tier. The history list is empty without history."""
+    hist = history_columns(cfg)
+    has = history_mask(frame, hist)
+    history: list[Member] = []
+    if hist and has[train_rows].sum() >= 2:
+        hv = None if val_rows is None else val_rows[has[val_rows]]
+        for j in range(cfg.ensemble_seeds):
+            seed = cfg.seed + j
+            history.append(
+                fit_member(
+                    cfg, frame, train_rows[has[train_rows]], hv, seed,
+                    f"{prefix}/history/seed{seed}", curves=curves and j == 0, extra=hist,
+                )
+            )  # fmt: skip
+    fb = cfg.fallback_config()
+    fallback = [
+        fit_member(
+            fb, frame, train_rows, val_rows, fb.seed + j, f"{prefix}/fallback/seed{fb.seed + j}",
+            curves=curves and j == 0 and not history,
+        )
+        for j in range(fb.ensemble_seeds)
+    ]  # fmt: skip
+    return history, fallback
+
+
+def fit_ridge(
+    cfg: CovidConfig,
+    frame: CovidFrame,
+    state: np.ndarray,
+    order: np.ndarray,
+    train_rows: np.ndarray,
+    extra: Sequence[str] = (),
+) -> tuple[RidgeMember, list[RidgeMember]]:
+    """Ridge on ``train_rows``: the member with alpha chosen by inner blocked CV on those rows,
+    and one member per alpha of the grid."""
+    from sklearn.linear_model import Ridge
+
+    features = select_features(cfg.features, frame, train_rows) + list(extra)
+    scaler = Standardizer.fit(frame.X.iloc[train_rows][features], skip=frame.layout.states)
+    x = scaler.transform(frame.X.iloc[train_rows]).astype(np.float64)
+    t = _target(cfg, frame)[0][train_rows]
+    try:
+        inner = make_folds(
+            "blocked", state[train_rows], order[train_rows], k=max(2, cfg.folds - 1),
+            gap=fold_gap(cfg, frame),
+        )  # fmt: skip
+    except ConfigError:  # too few windows for an inner split: use the middle of the grid
+        inner = []
+    inner_se = []
+    for alpha in cfg.ridge_alphas:
+        se = 0.0
+        for f in inner:
+            model = Ridge(alpha=alpha).fit(x[f.train], t[f.train])
+            se += float(((model.predict(x[f.val]) - t[f.val]) ** 2).sum())
+        inner_se.append(se)
+    grid = []
+    for alpha in cfg.ridge_alphas:
+        model = Ridge(alpha=alpha).fit(x, t)
+        grid.append(
+            RidgeMember(
+                features, scaler, model.coef_.copy(), float(model.intercept_), cfg.target, alpha
+            )
+        )
+    best = int(np.argmin(inner_se)) if inner else len(cfg.ridge_alphas) // 2
+    return grid[best], grid
+
+
+def fold_gap(cfg: CovidConfig, frame: CovidFrame) -> int:
+    return frame.layout.n_days - 1 if cfg.gap is None else cfg.gap
+
+
+def rows_of(frame: CovidFrame, rows: np.ndarray) -> CovidFrame:
+    return dataclasses.replace(
+        frame,
+        ids=frame.ids[rows],
+        X=frame.X.iloc[rows].reset_index(drop=True),
+        y=None if frame.y is None else frame.y[rows],
+    )
+
+
+def subset(frame: CovidFrame, rows: np.ndarray, with_target: bool = True) -> CovidFrame:
+    """Rows of ``frame`` as a frame of their own (``with_target=False``: the test layout)."""
+    out = rows_of(frame, rows)
+    return out if with_target else dataclasses.replace(out, y=None)
