@@ -24,6 +24,17 @@ repeats training days, or when its first day is the day right after the training
 (the held-out rows of this repository's copy start there). That adjacency is recognised by
 continuity: the one-day jump from the last stored day to the chain's first day, in units of the
 typical one-day change of each feature, must be as small as a real one-day change.
+
+The real 2021 files: the training copy holds one chain of consecutive windows per state (51-52
+windows, 53-54 days). No row of ``covid.test.csv`` shares a day with a training row or with another
+test row; each state's test rows are consecutive non-overlapping windows (every third window of a
+block of about 68 days: 862 of 893 rows have a window starting the next day). For states 0-19 (AL
+to MN in file order) that block lies after the training days, weeks away from this copy's last
+day; for states 20-39 (MS to WI) it ends right before the first training day. So no test row
+continues the training days and all of them are predicted without history features. Linking test
+windows to each other by continuity would give most of them partial history (every third day's
+tested_positive is missing), but a state's first window then sometimes links to a later one,
+reading days after its own; it is not done.
 """
 
 from __future__ import annotations
