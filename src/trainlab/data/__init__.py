@@ -13,7 +13,8 @@ _EXPORTS = {
     "trainlab.data.covid": [
         "FEATURE_SETS", "FOLD_SCHEMES", "LAYOUTS", "CovidFrame", "CovidLayout", "Fold",
         "Standardizer", "load_covid_dir", "make_folds", "read_covid", "select_features",
-        "time_order",
+        "time_order", "HistorySpec", "SeriesTails", "Timeline", "build_timeline", "chain_rows",
+        "history_features", "with_history",
     ],
     "trainlab.data.timit": [
         "PHONES", "TimitData", "Utterances", "load_timit", "load_features", "load_labels",
