@@ -85,6 +85,19 @@ def test_escape_at_a_minimum_says_there_is_nothing_to_escape():
     assert "no negative curvature" in str(res)
 
 
+def test_escape_at_a_degenerate_point_claims_no_curvature():
+    # At (1, 1) the Hessian of (1 - w1 w2)^2 is [[2, 2], [2, 2]]: lambda_min = 0 (flat), no saddle.
+    obj = FunctionObjective(lambda w: (1 - w[0] * w[1]) ** 2, torch.ones(2, dtype=torch.float64))
+    report = classify(obj)
+    res = escape(obj, report=report)
+    assert res.eigenvalue == pytest.approx(0.0, abs=1e-12)
+    assert res.flat_tol == report.eig_tol > 0
+    assert not res.negative_curvature
+    assert "no negative curvature" in str(res)
+    assert "fell along the direction of negative curvature" not in str(res)
+    assert res.to_dict()["negative_curvature"] is False
+
+
 def test_escape_rejects_bad_steps():
     obj = FunctionObjective(lambda t: t[0] ** 2 - t[1] ** 2, torch.zeros(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="positive step"):

@@ -45,6 +45,12 @@ class EscapeResult:
     trials: list[dict[str, float]]
     point: Tensor = field(repr=False)  # θ′ = θ + u
     direction: np.ndarray = field(repr=False)  # unit u_min
+    flat_tol: float = 0.0  # |λ| ≤ flat_tol counts as no curvature (the classification's tolerance)
+
+    @property
+    def negative_curvature(self) -> bool:
+        """Is ``λ_min`` negative beyond the tolerance, i.e. is there a saddle direction at all?"""
+        return self.eigenvalue < -self.flat_tol
 
     def small_step(self) -> dict[str, float]:
         """The smallest step tried in the chosen sign, where the quadratic model should hold."""
@@ -67,6 +73,8 @@ class EscapeResult:
             "linear_term": self.linear_term,
             "curvature_term": self.curvature_term,
             "decreased": self.decreased,
+            "negative_curvature": self.negative_curvature,
+            "flat_tol": self.flat_tol,
             "small_step": self.small_step(),
             "trials": self.trials,
         }
@@ -88,10 +96,15 @@ class EscapeResult:
             f"  at ‖u‖ = {t['step']:.3g}       change {t['loss'] - self.loss_before:+.4e} actual, "
             f"{t['predicted'] - self.loss_before:+.4e} second-order"
         )
-        if self.eigenvalue >= 0:
-            lines.append("  note: no negative curvature here; there is no saddle to escape")
-        if self.decreased:
+        if not self.negative_curvature:
+            lines.append(
+                f"  note: λ_min is not below -{self.flat_tol:.2g}: no negative curvature here, "
+                "so there is no saddle to escape"
+            )
+        if self.decreased and self.negative_curvature:
             lines.append("  result: the loss fell along the direction of negative curvature")
+        elif self.decreased:
+            lines.append("  result: the loss fell, through the gradient term, not curvature")
         else:
             lines.append("  result: no tried step lowered the loss")
         return "\n".join(lines)
@@ -182,6 +195,7 @@ def escape(
         trials=trials,
         point=theta + sign * s * u,
         direction=u.detach().to("cpu", torch.float64).numpy(),
+        flat_tol=float(report.eig_tol) if report is not None else 0.0,
     )
 
 
