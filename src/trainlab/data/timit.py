@@ -277,7 +277,7 @@ def utterance_index_path(features_path: str | Path) -> Path:
 
 
 def recover_utterances(
-    x: np.ndarray, *, atol: float = 1e-5, chunk_rows: int = 1 << 16
+    x: np.ndarray, *, atol: float = 1e-5, chunk_rows: int = 1 << 14
 ) -> Utterances:
     """Find utterance boundaries from the overlap of consecutive rows.
 
@@ -305,7 +305,7 @@ def recover_utterances(
     return Utterances([f"utt{k:05d}" for k in range(len(starts))], starts, lengths)
 
 
-def check_finite(x: np.ndarray, path: str | Path | None = None, chunk_rows: int = 1 << 16) -> None:
+def check_finite(x: np.ndarray, path: str | Path | None = None, chunk_rows: int = 1 << 14) -> None:
     """Raise :class:`DataError` naming the first row that holds a NaN or infinite value.
 
     Reads ``x`` in chunks, so a memory-mapped file is checked without being copied.

@@ -98,8 +98,6 @@ def train_phoneme(
     x, y = ds.train_x, ds.train_y
     assert x is not None and y is not None
     check_finite(x, ds.root / "train_11.npy")
-    if ds.test_x is not None:
-        check_finite(ds.test_x, ds.root / "test_11.npy")
     utts = ds.train_utterances()
     train_u, val_u = split_by_utterance(utts, cfg.val_ratio, cfg.seed)
     train_rows = utts.rows(train_u)
@@ -162,6 +160,7 @@ def train_phoneme(
     del x, y, train_batches, val_batches
     ds.train_x = ds.train_y = None
     if ds.test_x is not None:
+        check_finite(ds.test_x, ds.root / "test_11.npy")
         test_utts = ds.test_utterances()
         lp = _posteriors(net, cfg, ds.test_x, test_utts, None, device)
         pred = apply_smoothing(lp, test_utts, smoothing, log_a, log_p)
