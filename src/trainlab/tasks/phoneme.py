@@ -145,6 +145,7 @@ def train_phoneme(
             windows=cfg.median_windows,
             transition_weights=cfg.transition_weights,
             prior_scales=cfg.prior_scales,
+            seed=cfg.seed,
         )
         scores = smoothing.scores
         metrics["val_accuracy"] = scores["raw"]
@@ -155,6 +156,10 @@ def train_phoneme(
             scores["raw"] if smoothing.method == "none" else scores[smoothing.method]["accuracy"]
         )
         metrics["smoothing_candidates"] = scores
+        metrics["smoothing_note"] = (
+            "smoothed accuracies are 2-fold cross-fitted over the validation utterances "
+            "(parameters chosen on one half, scored on the other)"
+        )
     save_model(out / "model", net, cfg, ds.root, transitions, prior, smoothing, metrics)
     # unmap the training rows before reading the test rows: one data set resident at a time
     del x, y, train_batches, val_batches
