@@ -77,7 +77,7 @@ class PhonemeConfig:
     threads: int = 0
     smoothing: str = "auto"
     median_windows: list[int] = field(default_factory=lambda: [3, 5, 7, 9])
-    transition_weights: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0, 3.0])
+    transition_weights: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
     prior_scales: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
 
     def __post_init__(self) -> None:

@@ -126,7 +126,7 @@ def choose_smoothing(
     *,
     method: str = "auto",
     windows: list[int] | tuple[int, ...] = (3, 5, 7, 9),
-    transition_weights: list[float] | tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0),
+    transition_weights: list[float] | tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
     prior_scales: list[float] | tuple[float, ...] = (0.0, 0.5, 1.0),
     folds: int = 2,
     seed: int = 0,
