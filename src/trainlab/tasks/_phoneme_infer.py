@@ -146,7 +146,7 @@ def choose_smoothing(
     Returns:
         The chosen :class:`Smoothing`; ``scores`` holds ``raw`` and every method's accuracies.
     """
-    grid = {
+    grid: dict[str, Any] = {
         "windows": windows,
         "transition_weights": transition_weights,
         "prior_scales": prior_scales,
