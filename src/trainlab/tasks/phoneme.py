@@ -9,8 +9,6 @@ model to any feature file; ``load_for_diagnosis`` hands a saved model to ``train
 
 from __future__ import annotations
 
-import json
-import pickle
 import time
 import warnings
 from dataclasses import asdict
@@ -20,11 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainlab._io import atomic_torch_save, atomic_write_json, atomic_write_with
-from trainlab.config import from_dict, save_config, to_dict
+from trainlab._io import atomic_write_json
+from trainlab.config import save_config
 from trainlab.data.timit import (
     NUM_CLASSES,
-    PHONES,
     ROW_DIM,
     Utterances,
     check_finite,
@@ -34,7 +31,7 @@ from trainlab.data.timit import (
     split_by_utterance,
 )
 from trainlab.diagnose.target import DiagnosisTarget
-from trainlab.errors import DataError, TrainlabError
+from trainlab.errors import TrainlabError
 from trainlab.tasks._phoneme_batches import IGNORE, FrameBatches, UtteranceBatches, masked_accuracy
 from trainlab.tasks._phoneme_config import PRESETS, PhonemeConfig, preset, resolve_config
 from trainlab.tasks._phoneme_infer import (
@@ -44,33 +41,9 @@ from trainlab.tasks._phoneme_infer import (
     log_posteriors,
     write_submission,
 )
-from trainlab.tasks._phoneme_models import FlatFrames, FrameMLP, SequenceRNN
+from trainlab.tasks._phoneme_models import FlatFrames
+from trainlab.tasks._phoneme_saved import build_model, load_model, save_model
 from trainlab.tasks._phoneme_smoothing import class_prior, transition_matrix
-
-MODEL_FILE, INFO_FILE = "model.pt", "model.json"
-TRANSITIONS_FILE, PRIOR_FILE = "transitions.npy", "prior.npy"
-
-
-def build_model(config: PhonemeConfig) -> torch.nn.Module:
-    """The network ``config`` describes (a :class:`FrameMLP` or a :class:`SequenceRNN`)."""
-    if config.sequence:
-        return SequenceRNN(
-            in_features=39 * config.rnn_frames,
-            hidden_size=config.rnn_hidden,
-            num_layers=config.rnn_layers,
-            cell=config.rnn_cell,
-            dropout=config.dropout,
-            proj_size=config.rnn_proj,
-        )
-    return FrameMLP(
-        ROW_DIM,
-        config.hidden,
-        NUM_CLASSES,
-        config.activation,
-        config.batch_norm,
-        config.dropout,
-        config.input_dropout,
-    )
 
 
 def train_phoneme(
@@ -175,91 +148,6 @@ def train_phoneme(
     metrics["seconds"] = time.perf_counter() - t0
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
-
-
-def save_model(
-    folder: str | Path,
-    net: torch.nn.Module,
-    cfg: PhonemeConfig,
-    data_root: Path | None,
-    transitions: np.ndarray,
-    prior: np.ndarray,
-    smoothing: Smoothing,
-    metrics: dict[str, Any] | None = None,
-) -> None:
-    """Write ``model.pt`` (state dict), ``model.json``, ``transitions.npy`` and ``prior.npy``."""
-    folder = Path(folder)
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    atomic_torch_save(state, folder / MODEL_FILE)
-    atomic_write_with(folder / TRANSITIONS_FILE, lambda p: np.save(p, transitions))
-    atomic_write_with(folder / PRIOR_FILE, lambda p: np.save(p, prior))
-    info = {
-        "task": "phoneme",
-        "model": cfg.model,
-        "config": to_dict(cfg),
-        "data": None if data_root is None else str(Path(data_root).resolve()),
-        "input_dim": ROW_DIM,
-        "num_classes": NUM_CLASSES,
-        "phones": list(PHONES),
-        "smoothing": {k: v for k, v in asdict(smoothing).items() if k != "scores"},
-        "transitions": TRANSITIONS_FILE,
-        "prior": PRIOR_FILE,
-        "val_accuracy": (metrics or {}).get("val_accuracy"),
-    }
-    atomic_write_json(folder / INFO_FILE, info)
-
-
-def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a saved model (``OUT`` or ``OUT/model``) on the CPU in eval mode.
-
-    Returns:
-        ``(net, info)``; ``info`` is ``model.json`` with ``config`` as a :class:`PhonemeConfig`,
-        ``log_transitions``/``log_prior`` arrays and ``smoothing`` as a :class:`Smoothing`.
-
-    Raises:
-        TrainlabError: no model there, a foreign task, or files that do not load.
-    """
-    folder = Path(path)
-    if not (folder / INFO_FILE).is_file() and (folder / "model" / INFO_FILE).is_file():
-        folder = folder / "model"
-    info_path = folder / INFO_FILE
-    if not info_path.is_file():
-        raise DataError(path, f"no saved model here ({INFO_FILE} not found)")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(info_path, f"not valid JSON ({e})") from None
-    if info.get("task") != "phoneme":
-        raise DataError(info_path, f"a model of task {info.get('task')!r}, not 'phoneme'")
-    cfg = from_dict(PhonemeConfig, info.get("config", {}), source=str(info_path))
-    net = build_model(cfg)
-    try:
-        state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
-        transitions = np.load(
-            folder / info.get("transitions", TRANSITIONS_FILE), allow_pickle=False
-        )
-        prior = np.load(folder / info.get("prior", PRIOR_FILE), allow_pickle=False)
-    except FileNotFoundError as e:
-        raise DataError(e.filename, "missing file of the saved model") from None
-    except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError):
-        raise DataError(
-            folder, f"the saved model does not load: {MODEL_FILE} or the .npy files are corrupt"
-        ) from None
-    try:
-        net.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise DataError(
-            folder / MODEL_FILE,
-            f"the weights do not fit the architecture in {INFO_FILE}: {str(e).splitlines()[0]}",
-        ) from None
-    if transitions.shape != (NUM_CLASSES, NUM_CLASSES) or prior.shape != (NUM_CLASSES,):
-        raise DataError(folder, "transitions.npy/prior.npy have the wrong shape")
-    net.eval()
-    info["config"] = cfg
-    info["log_transitions"] = np.log(transitions)
-    info["log_prior"] = np.log(prior)
-    info["smoothing"] = Smoothing(**info.get("smoothing", {}))
-    return net, info
 
 
 def predict_phoneme(
