@@ -34,7 +34,11 @@ def load_digits_split(seed: int = 0, val_fraction: float = 0.2) -> tuple[torch.T
 
 
 def run_demo(
-    epochs: int = 20, out_dir: str | None = None, seed: int = 0, device: str = "auto", quiet: bool = False
+    epochs: int = 20,
+    out_dir: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Train a 64-128-10 ReLU network with Adam; return validation accuracy, epochs and seconds."""
     if epochs < 1:
@@ -43,12 +47,26 @@ def run_demo(
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
     config = TrainConfig(
-        epochs=epochs, batch_size=64, optimizer="adam", optimizer_kwargs={"lr": 1e-3}, seed=seed,
-        device=device, monitor="val_acc", mode="max", out_dir=out_dir, quiet=quiet,
+        epochs=epochs,
+        batch_size=64,
+        optimizer="adam",
+        optimizer_kwargs={"lr": 1e-3},
+        seed=seed,
+        device=device,
+        monitor="val_acc",
+        mode="max",
+        out_dir=out_dir,
+        quiet=quiet,
     )
     t0 = time.perf_counter()
-    history = fit(model, nn.functional.cross_entropy, (x_tr, y_tr), (x_va, y_va), config,
-                  metrics={"acc": accuracy})
+    history = fit(
+        model,
+        nn.functional.cross_entropy,
+        (x_tr, y_tr),
+        (x_va, y_va),
+        config,
+        metrics={"acc": accuracy},
+    )
     return {
         "val_acc": history.best_value,
         "epochs": len(history),

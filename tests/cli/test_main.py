@@ -50,7 +50,9 @@ def test_user_error_exit_1_no_traceback(capsys):
 
 
 def test_demo_runs_and_writes_outputs(tmp_path, capsys):
-    assert main(["demo", "--epochs", "5", "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(["demo", "--epochs", "5", "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+    )
     out = capsys.readouterr().out
     acc = float(out.split("validation accuracy ")[1].split()[0])
     assert acc > 0.85
@@ -58,5 +60,7 @@ def test_demo_runs_and_writes_outputs(tmp_path, capsys):
 
 
 def test_python_dash_m():
-    proc = subprocess.run([sys.executable, "-m", "trainlab", "--version"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainlab", "--version"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and __version__ in proc.stdout

@@ -18,8 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from trainlab.demo import run_demo
 
-    result = run_demo(epochs=args.epochs, out_dir=args.out, seed=args.seed, device=args.device,
-                      quiet=args.quiet)
-    print(f"validation accuracy {result['val_acc']:.4f} after {result['epochs']} epochs "
-          f"({result['seconds']:.1f} s)")
+    result = run_demo(
+        epochs=args.epochs, out_dir=args.out, seed=args.seed, device=args.device, quiet=args.quiet
+    )
+    print(
+        f"validation accuracy {result['val_acc']:.4f} after {result['epochs']} epochs "
+        f"({result['seconds']:.1f} s)"
+    )
     return 0
