@@ -7,6 +7,7 @@ rejecting unknown keys and values of the wrong type with a message that names th
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
 import sys
@@ -109,7 +110,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return value if isinstance(value, tp) else from_dict(tp, value, source=where)
-    if origin in (list, tuple, collections_abc_sequence()):
+    if origin in (list, tuple, collections.abc.Sequence):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         inner = args[0] if args else Any
@@ -136,9 +137,3 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     return value
-
-
-def collections_abc_sequence() -> Any:
-    import collections.abc
-
-    return collections.abc.Sequence

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainlab.config import save_config
+from trainlab.config import save_config, to_dict
 from trainlab.device import resolve_device
 from trainlab.errors import TrainingDiverged
 from trainlab.optim import create_optimizer, create_scheduler
@@ -210,7 +210,6 @@ def evaluate(
     total, count = 0.0, 0
     outs: list[Tensor] = []
     tgts: list[Tensor] = []
-    per_batch: dict[str, float] = {k: 0.0 for k in metrics or {}}
     try:
         for inputs, targets in as_batches(data, batch_size):
             inputs, targets = to_device(inputs, device), to_device(targets, device)
@@ -223,8 +222,6 @@ def evaluate(
             outputs, targets = outputs.float().cpu(), targets.cpu()
             outs.append(outputs)
             tgts.append(targets)
-            for k, fn in (metrics or {}).items():
-                per_batch[k] += fn(outputs, targets) * n
     finally:
         model.train(was_training)
     scores: dict[str, float] = {}
@@ -234,7 +231,9 @@ def evaluate(
         try:
             all_out, all_tgt = torch.cat(outs), torch.cat(tgts)
         except RuntimeError:  # ragged outputs (e.g. padded sequences): weighted batch average
-            scores.update({k: v / max(count, 1) for k, v in per_batch.items()})
+            for k, fn in metrics.items():
+                total_k = sum(fn(o, t) * _batch_len(t) for o, t in zip(outs, tgts))
+                scores[k] = total_k / max(count, 1)
         else:
             scores.update({k: float(fn(all_out, all_tgt)) for k, fn in metrics.items()})
     return scores
@@ -300,8 +299,6 @@ def _diverged_message(
 def _save_last(
     state: TrainState, stopper: EarlyStopping, ckpt_dir: Path, generator: torch.Generator
 ) -> None:
-    from trainlab.config import to_dict
-
     save_checkpoint(
         {
             "model": state.model.state_dict(),
