@@ -93,6 +93,42 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         torch.save(obj, f)
 
 
+def load_torch(path: str | Path, what: str = "weights file") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with every failure as one DataError.
+
+    A missing, truncated, foreign or code-carrying file raises :class:`DataError` naming ``path``;
+    nothing is ever unpickled beyond tensors and plain containers.
+
+    Args:
+        path: the file.
+        what: how the message names the file (``"checkpoint"``, ``"weights file"``).
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    from trainlab.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"{what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        AttributeError,
+        TypeError,
+    ) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(path, f"not a readable {what} (corrupt or truncated?): {first}") from None
+
+
 def _json_default(o: Any) -> Any:
     """Make numpy scalars/arrays, tensors and paths JSON-serialisable."""
     if isinstance(o, Path):

@@ -1,5 +1,5 @@
 """Layers, initialisation and models of the chapter: from-scratch batch norm, Xavier/He init,
-LeNet-5 with and without batch norm."""
+LeNet-5 with and without batch norm, the one MLP builder."""
 
 from trainlab.nn.batchnorm import BatchNorm, BatchNorm1d, BatchNorm2d, batch_norm
 from trainlab.nn.init import (
@@ -16,8 +16,12 @@ from trainlab.nn.init import (
     xavier_uniform_,
 )
 from trainlab.nn.lenet import LeNet, describe, lenet
+from trainlab.nn.mlp import ACTIVATIONS, activation, mlp
 
 __all__ = [
+    "ACTIVATIONS",
+    "activation",
+    "mlp",
     "INITIALIZERS",
     "LeNet",
     "describe",

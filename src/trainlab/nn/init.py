@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from trainlab.nn.mlp import ACTIVATIONS
 from trainlab.registry import Registry
 
 #: name -> ``fn(weight, **kwargs) -> weight`` filling ``weight`` in place.
@@ -34,7 +35,7 @@ WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (
 )
 
 #: Activation layers after which :func:`activation_variances` records by default.
-ACTIVATIONS: tuple[type[nn.Module], ...] = (
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
     nn.Tanh,
     nn.ReLU,
     nn.Sigmoid,
@@ -257,17 +258,14 @@ def deep_mlp(
     Returns:
         ``nn.Sequential(Linear, act, Linear, act, ...)``.
     """
-    acts: dict[str, Callable[[], nn.Module]] = {
-        "tanh": nn.Tanh,
-        "relu": nn.ReLU,
-        "sigmoid": nn.Sigmoid,
-        "linear": nn.Identity,
-    }
-    if activation not in acts:
-        raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+    if activation not in ("tanh", "relu", "sigmoid", "linear"):
+        raise ValueError(
+            f"activation must be one of ['linear', 'relu', 'sigmoid', 'tanh'], got {activation!r}"
+        )
+    make_act = ACTIVATIONS.get(activation)
     layers: list[nn.Module] = []
     for _ in range(depth):
-        layers += [nn.Linear(width, width, bias=bias), acts[activation]()]
+        layers += [nn.Linear(width, width, bias=bias), make_act()]
     return nn.Sequential(*layers)
 
 
@@ -297,8 +295,8 @@ def activation_variances(
     else:
         model = nn.Sequential(*model_or_layers)
     if after is None:
-        has_act = any(isinstance(m, ACTIVATIONS) for m in model.modules())
-        after = ACTIVATIONS if has_act else WEIGHT_LAYERS
+        has_act = any(isinstance(m, ACTIVATION_TYPES) for m in model.modules())
+        after = ACTIVATION_TYPES if has_act else WEIGHT_LAYERS
     variances: list[float] = []
 
     def hook(_module: nn.Module, _inputs: Sequence[Any], output: Tensor) -> None:
