@@ -115,18 +115,16 @@ def load_torch(path: str | Path, what: str = "weights file") -> Any:
         raise DataError(path, f"{what} not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        RuntimeError,
-        EOFError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        ValueError,
-        OSError,
-        AttributeError,
-        TypeError,
-    ) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(path, f"not a readable {what} (corrupt or truncated?): {first}") from None
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):
+            raise DataError(
+                path, f"refused {what}: it holds code or objects other than tensors and plain data"
+            ) from None
+        raise DataError(path, f"corrupt {what} (truncated or not a torch file)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError,
+            TypeError) as e:  # fmt: skip
+        first = str(e).strip().splitlines()[0].split(". ")[0][:120] or type(e).__name__
+        raise DataError(path, f"corrupt {what} (truncated or not a torch file: {first})") from None
 
 
 def _json_default(o: Any) -> Any:

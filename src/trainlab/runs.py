@@ -34,7 +34,9 @@ def find_model_dir(path: str | Path, task: str | None = None) -> Path:
         if (candidate / MODEL_JSON).is_file():
             return candidate
     what = "does not exist" if not path.exists() else f"holds no model/{MODEL_JSON} or {MODEL_JSON}"
-    how = f"`trainlab {task} train`" if task else "`trainlab covid train` or `trainlab phoneme train`"
+    how = (
+        f"`trainlab {task} train`" if task else "`trainlab covid train` or `trainlab phoneme train`"
+    )
     raise DataError(path, f"{what}; point at the output folder of {how}")
 
 

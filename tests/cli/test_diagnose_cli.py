@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from trainlab.cli import main
-from trainlab.diagnose import DiagnosisTarget, load_target
+from trainlab.diagnose import DiagnosisTarget
 from trainlab.errors import DataError, TrainlabError
+from trainlab.tasks import TASKS, Task, load_target
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +53,10 @@ def _load_for_diagnosis(
 
 @pytest.fixture
 def fake_task(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    module = types.ModuleType("trainlab.tasks.faketask")
+    module = types.ModuleType("_faketask")
     module.load_for_diagnosis = _load_for_diagnosis  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "trainlab.tasks.faketask", module)
+    monkeypatch.setitem(sys.modules, "_faketask", module)
+    monkeypatch.setitem(TASKS, "faketask", Task("faketask", "_faketask", "a test task"))
     return module
 
 

@@ -1,7 +1,8 @@
 """The ``trainlab`` command line: parse, build configs, call library functions.
 
 Each subcommand lives in its own module under ``trainlab.cli`` and exposes ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. User errors (:class:`TrainlabError`) print one
+``add_arguments(parser)`` and either ``run(args) -> int`` or, for a command with actions
+(``trainlab covid train``), one function per action set as the action parser's ``_run``. User errors (:class:`TrainlabError`) print one
 line and exit 1; bad arguments print one line and exit 2; nothing prints a traceback.
 """
 
@@ -43,15 +44,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name, modname in COMMANDS.items():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name == modname:  # the command is not part of this build
-                continue
-            raise
+        mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        if hasattr(mod, "run"):  # commands with actions set their own ``_run`` per action
+            p.set_defaults(_run=mod.run)
     return parser
 
 

@@ -13,6 +13,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainlab.data.kaggle import COMPETITIONS
+
     sub = parser.add_subparsers(
         dest="data_command", metavar="ACTION", required=True, parser_class=type(parser)
     )
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fetch covid (ml2021spring-hw1) or phoneme (ml2021spring-hw2)",
         description=DESCRIPTION,
     )
-    p.add_argument("name", choices=["covid", "phoneme"], help="which competition")
+    p.add_argument("name", choices=list(COMPETITIONS), help="which competition")
     p.add_argument("--dest", required=True, metavar="DIR", help="folder to download into")
     p.add_argument("--force", action="store_true", help="download again even if the files exist")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -38,6 +40,3 @@ def run_download(args: argparse.Namespace) -> int:
             print(f"  {f}")
     return 0
 
-
-def run(args: argparse.Namespace) -> int:
-    return run_download(args)  # the only action so far

@@ -17,6 +17,9 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainlab.diagnose.diagnosis import DTYPES, DiagnoseConfig
+
+    d = DiagnoseConfig()
     parser.add_argument("--model", required=True, metavar="OUT", help="training output folder")
     parser.add_argument(
         "--data", default=None, metavar="PATH", help="data (default: the training data)"
@@ -25,30 +28,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch", type=int, default=1024, metavar="N", help="batch size (default 1024)"
     )
     parser.add_argument(
-        "--k", type=int, default=5, metavar="K", help="extreme eigenvalues per end (default 5)"
+        "--k",
+        type=int,
+        default=d.k,
+        metavar="K",
+        help=f"extreme eigenvalues per end (default {d.k})",
     )
     parser.add_argument(
         "--escape", action="store_true", help="step along the most negative curvature"
     )
-    parser.add_argument("--mode", choices=["eval", "train"], default="eval",
+    parser.add_argument("--mode", choices=["eval", "train"], default=d.mode,
                         help="evaluation mode (default) or training mode (batch-stat BN, seeded dropout)")  # fmt: skip
-    parser.add_argument("--params", default=None, metavar="PREFIX",
+    parser.add_argument("--params", default=d.params, metavar="PREFIX",
                         help="analyse only parameters with this name prefix (comma-separate several)")  # fmt: skip
     parser.add_argument("--out", default=None, metavar="DIR", help="where to write (default: OUT)")
-    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
-                        help="precision of the Hessian-vector products (default float64)")  # fmt: skip
-    parser.add_argument("--exact-max", type=int, default=5000, metavar="N",
-                        help="exact spectrum up to N parameters (default 5000; about a minute "
-                             "at 5000 on a 2-core CPU)")  # fmt: skip
-    parser.add_argument(
-        "--grad-tol", type=float, default=1e-3, help="critical if ‖∇L‖ ≤ this (default 1e-3)"
-    )
-    parser.add_argument("--eig-rtol", type=float, default=1e-4,
-                        help="|λ| ≤ eig-rtol · max|λ| counts as flat (default 1e-4)")  # fmt: skip
-    parser.add_argument("--weight-decay", type=float, default=0.0,
+    parser.add_argument("--dtype", choices=list(DTYPES), default=d.dtype,
+                        help=f"precision of the Hessian-vector products (default {d.dtype})")  # fmt: skip
+    parser.add_argument("--exact-max", type=int, default=d.exact_max_params, metavar="N",
+                        help=f"exact spectrum up to N parameters (default {d.exact_max_params}; "
+                             "about a minute at 5000 on a 2-core CPU)")  # fmt: skip
+    parser.add_argument("--grad-tol", type=float, default=d.grad_tol,
+                        help=f"critical if ‖∇L‖ ≤ this (default {d.grad_tol:g})")  # fmt: skip
+    parser.add_argument("--eig-rtol", type=float, default=d.eig_rtol,
+                        help=f"|λ| ≤ eig-rtol · max|λ| counts as flat (default {d.eig_rtol:g})")  # fmt: skip
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay,
                         help="analyse loss + ½·wd·‖θ‖² (default 0)")  # fmt: skip
     parser.add_argument(
-        "--seed", type=int, default=0, help="batch and random-vector seed (default 0)"
+        "--seed", type=int, default=d.seed, help="batch and random-vector seed (default 0)"
     )
     parser.add_argument(
         "--threads", type=int, default=None, metavar="N",
@@ -58,19 +64,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainlab._io import atomic_write_json
-    from trainlab.config import save_config
-    from trainlab.diagnose.diagnosis import DiagnoseConfig, diagnose, load_target
+    from trainlab._threads import torch_threads
     from trainlab.errors import TrainlabError
 
     if args.k < 1:
         raise TrainlabError(f"--k must be at least 1, got {args.k}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise TrainlabError(f"--threads must be at least 1, got {args.threads}")
-        import torch
+    if args.threads is not None and args.threads < 1:
+        raise TrainlabError(f"--threads must be at least 1, got {args.threads}")
+    with torch_threads(args.threads):
+        return _diagnose(args)
 
-        torch.set_num_threads(args.threads)
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from trainlab._io import atomic_write_json
+    from trainlab.config import save_config
+    from trainlab.diagnose.diagnosis import DiagnoseConfig, diagnose
+    from trainlab.tasks import load_target
+
     target, meta = load_target(args.model, args.data, args.batch, args.seed)
     config = DiagnoseConfig(
         k=args.k, mode=args.mode, params=args.params, dtype=args.dtype,

@@ -14,7 +14,7 @@ point; the lecture's answer is the Hessian. Point the tools at any model, loss a
 * :mod:`~trainlab.diagnose.classify` - gradient norm, extreme eigenvalues, minimum ratio, verdict.
 * :mod:`~trainlab.diagnose.escape` - step along the most negative curvature; actual vs predicted.
 * :mod:`~trainlab.diagnose.study` - the lecture's minimum-ratio-against-loss experiment.
-* :mod:`~trainlab.diagnose.diagnosis` - ``trainlab diagnose``: saved model -> report.
+* :mod:`~trainlab.diagnose.diagnosis` - model, loss and batch -> report (``trainlab diagnose``).
 """
 
 from trainlab.diagnose.classify import (
@@ -28,9 +28,6 @@ from trainlab.diagnose.diagnosis import (
     DiagnoseConfig,
     Diagnosis,
     diagnose,
-    find_model_json,
-    known_tasks,
-    load_target,
 )
 from trainlab.diagnose.escape import EscapeResult, escape
 from trainlab.diagnose.hvp import (
@@ -90,14 +87,11 @@ __all__ = [
     "eigenvalue_tolerance",
     "escape",
     "extreme_eigenpairs",
-    "find_model_json",
     "full_spectrum",
     "hessian_operator",
     "hessian_vector_product",
     "hutchinson_trace",
-    "known_tasks",
     "lanczos_tridiagonal",
-    "load_target",
     "plot_study",
     "power_iteration_topk",
     "select_parameters",

@@ -17,7 +17,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-ACTIVATIONS = {"tanh": (torch.tanh, nn.Tanh), "sigmoid": (torch.sigmoid, nn.Sigmoid)}
+from trainlab.nn.mlp import ACTIVATIONS, mlp
+
+#: The activations the batched study supports (smooth ones: the Hessian must exist everywhere).
+SMOOTH_ACTIVATIONS = ("tanh", "sigmoid")
 
 
 def layer_sizes(in_features: int, hidden: Sequence[int]) -> list[tuple[int, int]]:
@@ -32,12 +35,7 @@ def num_params(in_features: int, hidden: Sequence[int]) -> int:
 
 def build_mlp(in_features: int, hidden: Sequence[int], activation: str) -> nn.Sequential:
     """The single-network module whose parameters one row of the batched tensor holds."""
-    layers: list[nn.Module] = []
-    for j, (i, o) in enumerate(layer_sizes(in_features, hidden)):
-        layers.append(nn.Linear(i, o))
-        if j < len(hidden):
-            layers.append(ACTIVATIONS[activation][1]())
-    return nn.Sequential(*layers)
+    return mlp(in_features, hidden, 1, activation)
 
 
 def init_params(
@@ -67,7 +65,7 @@ def forward(
     theta: Tensor, x: Tensor, in_features: int, hidden: Sequence[int], activation: str
 ) -> Tensor:
     """All networks on the same inputs: ``theta (N, n)``, ``x (B, d)`` -> ``(N, B)``."""
-    act = ACTIVATIONS[activation][0]
+    act = ACTIVATIONS.get(activation)()
     sizes = layer_sizes(in_features, hidden)
     h = x.unsqueeze(0).expand(theta.shape[0], -1, -1)  # (N, B, d)
     start = 0

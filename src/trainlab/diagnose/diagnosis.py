@@ -1,18 +1,13 @@
-"""Diagnose a saved model: load it through its task, classify the point, optionally escape.
+"""Diagnose a model at its trained weights: classify the point, optionally escape.
 
-This is what ``trainlab diagnose --model OUT`` runs. A model folder written by any task
-(``OUT/model/model.json`` with ``{"task": ...}`` beside ``model.pt``) is turned into a
-:class:`~trainlab.diagnose.target.DiagnosisTarget` by ``trainlab.tasks.<task>.load_for_diagnosis``;
-:func:`diagnose` then runs :func:`~trainlab.diagnose.classify.classify` (exact spectrum for small
+This is what ``trainlab diagnose --model OUT`` runs once the task registry
+(:func:`trainlab.tasks.load_target`) has turned a saved model folder into a
+:class:`~trainlab.diagnose.target.DiagnosisTarget`. :func:`diagnose` runs :func:`~trainlab.diagnose.classify.classify` (exact spectrum for small
 models, Lanczos and SLQ for large ones) and, if asked, :func:`~trainlab.diagnose.escape.escape`.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import pkgutil
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +20,7 @@ from trainlab.diagnose.classify import CriticalPointReport, classify
 from trainlab.diagnose.escape import EscapeResult, escape
 from trainlab.diagnose.hvp import ModelObjective
 from trainlab.diagnose.target import DiagnosisTarget
-from trainlab.errors import DataError, TrainlabError
+from trainlab.errors import TrainlabError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -127,98 +122,3 @@ def diagnose(
     )  # fmt: skip
     esc = escape(obj, report=report) if cfg.escape else None
     return Diagnosis(target.description, cfg, report, esc, obj.names, time.perf_counter() - t0)
-
-
-_TASK_NAME = re.compile(r"[a-z_][a-z0-9_]*")
-
-
-def find_model_json(model_out: str | Path) -> Path:
-    """``OUT/model/model.json`` or ``OUT/model.json`` (or the file itself), else a DataError."""
-    path = Path(model_out)
-    if path.is_file() and path.name == "model.json":
-        return path
-    for candidate in (path / "model" / "model.json", path / "model.json"):
-        if candidate.is_file():
-            return candidate
-    what = "does not exist" if not path.exists() else "holds no model/model.json or model.json"
-    raise DataError(
-        path,
-        f"{what}; point --model at the output folder of `trainlab covid train` or "
-        "`trainlab phoneme train`",
-    )
-
-
-def read_model_json(path: Path) -> dict[str, Any]:
-    """The saved model's description, checked to name a task."""
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(path, f"corrupt model description (not valid JSON: {e})") from None
-    if not isinstance(meta, dict) or "task" not in meta:
-        raise DataError(path, "the model description has no 'task' entry")
-    task = meta["task"]
-    if not isinstance(task, str) or not _TASK_NAME.fullmatch(task):
-        raise DataError(path, f"invalid task name {task!r}")
-    return meta
-
-
-def known_tasks() -> list[str]:
-    """The task modules under ``trainlab.tasks`` that can load a model for diagnosis."""
-    import trainlab.tasks
-
-    return sorted(
-        m.name for m in pkgutil.iter_modules(trainlab.tasks.__path__) if not m.name.startswith("_")
-    )
-
-
-def _check_checkpoint(model_dir: Path) -> None:
-    ckpt = model_dir / "model.pt"
-    if not ckpt.is_file():
-        raise DataError(ckpt, "missing: the model folder has no weights")
-    try:
-        torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise DataError(
-            ckpt, f"corrupt checkpoint ({type(e).__name__}: {e})".splitlines()[0]
-        ) from None
-
-
-def load_target(
-    model_out: str | Path, data: str | None = None, batch: int = 1024, seed: int = 0
-) -> tuple[DiagnosisTarget, dict[str, Any]]:
-    """Rebuild a saved model and one batch of its data through its task's loader.
-
-    Args:
-        model_out: the training output folder (or its ``model`` folder).
-        data: the data path; ``None`` uses the one the model was trained on.
-        batch: the batch size to analyse.
-        seed: which batch (the loaders draw it with this seed).
-
-    Returns:
-        ``(target, model.json contents)``.
-    """
-    if batch < 1:
-        raise TrainlabError(f"batch must be at least 1, got {batch}")
-    json_path = find_model_json(model_out)
-    meta = read_model_json(json_path)
-    model_dir = json_path.parent
-    _check_checkpoint(model_dir)
-    task = meta["task"]
-    modname = f"trainlab.tasks.{task}"
-    try:
-        module = importlib.import_module(modname)
-    except ModuleNotFoundError as e:
-        if e.name != modname:
-            raise
-        raise TrainlabError(
-            f"{json_path}: unknown task {task!r}; known tasks: {', '.join(known_tasks()) or '(none)'}"
-        ) from None
-    loader = getattr(module, "load_for_diagnosis", None)
-    if loader is None:
-        raise TrainlabError(
-            f"task {task!r} cannot load a model for diagnosis (no load_for_diagnosis)"
-        )
-    target = loader(model_dir, data, batch, seed)
-    if not all(hasattr(target, a) for a in ("model", "loss_fn", "inputs", "targets")):
-        raise TrainlabError(f"task {task!r}: load_for_diagnosis did not return a DiagnosisTarget")
-    return target, meta

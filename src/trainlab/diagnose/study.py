@@ -30,8 +30,6 @@ seconds. Everything is seeded: the same config gives the same points.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from trainlab._threads import torch_threads
 from trainlab.config import to_dict
 from trainlab.diagnose import _batched
 from trainlab.diagnose.classify import Verdict, classify
@@ -193,16 +192,6 @@ def study_data(config: StudyConfig) -> tuple[Tensor, Tensor]:
     return x, (y - y.mean()) / y.std()
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 def critical_point_study(
     n_networks: int | None = None, config: StudyConfig | None = None, **overrides: Any
 ) -> StudyResult:
@@ -219,14 +208,14 @@ def critical_point_study(
     cfg = replace(config or StudyConfig(), **overrides)
     if n_networks is not None:
         cfg = replace(cfg, n_networks=n_networks)
-    if cfg.activation not in _batched.ACTIVATIONS:
+    if cfg.activation not in _batched.SMOOTH_ACTIVATIONS:
         raise ValueError(
-            f"activation must be one of {sorted(_batched.ACTIVATIONS)}, got {cfg.activation!r}"
+            f"activation must be one of {sorted(_batched.SMOOTH_ACTIVATIONS)}, got {cfg.activation!r}"
         )
     if cfg.n_networks < 1:
         raise ValueError("n_networks must be at least 1")
     t0 = time.perf_counter()
-    with _one_thread():
+    with torch_threads(1):
         x, y = study_data(cfg)
         f = _Batch(x, y, cfg)
         rng = np.random.default_rng(cfg.seed)

@@ -1,7 +1,8 @@
 """What a diagnosis looks at: a trained model, its loss, and one fixed batch.
 
-Each task (``trainlab.tasks.<name>``) builds a :class:`DiagnosisTarget` from a saved model folder
-through its ``load_for_diagnosis`` function, so ``trainlab diagnose`` works on any saved model.
+Each competition package builds a :class:`DiagnosisTarget` from a saved model folder through its
+``load_for_diagnosis`` function (found through :mod:`trainlab.tasks`), so ``trainlab diagnose``
+works on any saved model; library users build one directly.
 """
 
 from __future__ import annotations
