@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainlabError as e:
         print(f"trainlab: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a full disk, a permission changed mid-run: name the path, no traceback
+        where = e.filename if e.filename is not None else "output"
+        print(f"trainlab: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("trainlab: interrupted", file=sys.stderr)
         return 130
