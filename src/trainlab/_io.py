@@ -104,6 +104,7 @@ def load_torch(path: str | Path, what: str = "weights file") -> Any:
         what: how the message names the file (``"checkpoint"``, ``"weights file"``).
     """
     import pickle
+    import struct
     import zipfile
 
     import torch
@@ -121,9 +122,12 @@ def load_torch(path: str | Path, what: str = "weights file") -> Any:
                 path, f"refused {what}: it holds code or objects other than tensors and plain data"
             ) from None
         raise DataError(path, f"corrupt {what} (truncated or not a torch file)") from None
+    # A damaged pickle stream makes the weights-only unpickler fail in many ways (an empty or text
+    # file: IndexError; a cut struct: struct.error; a bad memo reference: KeyError).
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError,
-            TypeError) as e:  # fmt: skip
-        first = str(e).strip().splitlines()[0].split(". ")[0][:120] or type(e).__name__
+            TypeError, IndexError, KeyError, struct.error) as e:  # fmt: skip
+        lines = str(e).strip().splitlines()  # empty for a bare EOFError
+        first = (lines[0].split(". ")[0][:120] if lines else "") or type(e).__name__
         raise DataError(path, f"corrupt {what} (truncated or not a torch file: {first})") from None
 
 
