@@ -1,9 +1,25 @@
-"""``trainlab covid``: train, predict and evaluate the COVID-19 cases model (Kaggle ml2021spring-hw1)."""
+"""``trainlab covid``: train, predict and evaluate the COVID-19 cases model (Kaggle ml2021spring-hw1).
+
+Parses the arguments, builds a :class:`~trainlab.covid.CovidConfig` and calls
+:mod:`trainlab.covid`; choices and defaults come from the presets and the config dataclass.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from trainlab.covid import (
+    DEFAULT_PRESET,
+    PRESETS,
+    TEST_FILE,
+    TRAIN_FILE,
+    CovidConfig,
+    evaluate_covid,
+    load_covid_config,
+    predict_covid_info,
+    train_covid,
+)
 
 HELP = "COVID-19 cases prediction (ml2021spring-hw1): train, predict, evaluate"
 DESCRIPTION = (
@@ -19,37 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(
         dest="covid_command", metavar="ACTION", required=True, parser_class=type(parser)
     )
-
-    p = sub.add_parser(
-        "train",
-        help="cross-validate, train the ensemble, write a submission",
-        description=DESCRIPTION,
+    _add_train_arguments(
+        sub.add_parser(
+            "train",
+            help="cross-validate, train the ensemble, write a submission",
+            description=DESCRIPTION,
+        )
     )
-    p.add_argument(
-        "--data",
-        required=True,
-        metavar="DIR",
-        help="folder with covid.train.csv and covid.test.csv",
-    )
-    p.add_argument("--out", required=True, metavar="OUT", help="output folder")
-    p.add_argument(
-        "--config", metavar="FILE", help="TOML or JSON settings (see configs/covid_*.toml)"
-    )
-    p.add_argument(
-        "--preset",
-        choices=["default", "sample"],
-        default=None,
-        help="base settings (default: 'default'; 'sample' = the course's sample code)",
-    )
-    p.add_argument("--seed", type=int, default=None, help="base seed (default: from the config, 0)")
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="override train.epochs of every network (the fallback networks' too)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress lines (the table is printed)")
-    p.set_defaults(_run=run_train)
 
     p = sub.add_parser(
         "predict",
@@ -74,9 +66,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(_run=run_evaluate)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from trainlab.tasks.covid import load_covid_config, train_covid
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data", required=True, metavar="DIR", help=f"folder with {TRAIN_FILE} and {TEST_FILE}"
+    )
+    p.add_argument("--out", required=True, metavar="OUT", help="output folder")
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML or JSON settings (see configs/covid_*.toml)"
+    )
+    presets = "; ".join(f"'{name}' = {PRESETS.help(name)}" for name in PRESETS.names())
+    p.add_argument(
+        "--preset",
+        choices=PRESETS.names(),
+        default=None,
+        help=f"base settings (default: the config file's, else '{DEFAULT_PRESET}'; {presets})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"base seed (default: from the config, {CovidConfig.seed})",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="override train.epochs of every network (the fallback networks' too)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines (the table is printed)")
+    p.set_defaults(_run=run_train)
 
+
+def run_train(args: argparse.Namespace) -> int:
     overrides = None
     if args.epochs is not None:
         epochs = {"train": {"epochs": args.epochs}}
@@ -93,8 +114,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from trainlab.tasks.covid import predict_covid_info
-
     pred, info = predict_covid_info(args.model, args.input, args.output)
     print(
         f"wrote {args.output} ({len(pred)} rows: {info['history_rows']} with history, "
@@ -106,16 +125,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from trainlab.tasks.covid import evaluate_covid
-
     scores = evaluate_covid(args.model, args.input)
     print(
         f"{args.input}: {int(scores['rows'])} rows ({int(scores['history_rows'])} with history)  "
         f"model MSE {scores['model_mse']:.4f}  persistence MSE {scores['persistence_mse']:.4f}"
     )
     return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    dispatch = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate}
-    return dispatch[args.covid_command](args)

@@ -1,15 +1,23 @@
-"""The COVID run's report: the validation table, ``metrics.json`` content and learning curves."""
+"""The COVID run's report: the validation table, ``metrics.json`` content and learning curves.
+
+The numbers (:func:`metrics_dict`) are plain data; the table and the figures render them. Figures
+are drawn on their own ``matplotlib.figure.Figure`` with the Agg canvas, so no pyplot state, backend
+or rcParams change is left behind.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trainlab._io import atomic_write_with
-from trainlab.tasks._covid_cv import REFERENCES, SchemeResult
-from trainlab.tasks._covid_members import Member
+from trainlab.covid.members import Member
+from trainlab.covid.validate import REFERENCES, SchemeResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _LABELS = {
     "model": "model",
@@ -90,6 +98,15 @@ def format_table(
         if later is not None:
             cells.append(f"{later[name]:>17.4f}" if name in later else f"{'-':>17}")
         lines.append(f"{label:<{width}}" + "".join(cells))
+    notes = _notes(metrics, schemes, early_stopped_on_val, inputs)
+    return "\n".join(lines + notes)
+
+
+def _notes(
+    metrics: dict[str, Any], schemes: list[str], early_stopped_on_val: bool, inputs: str
+) -> list[str]:
+    """The lines under the table: what the columns mean and what each reference saw."""
+    later = metrics.get("later_days")
     notes = [
         "± = std over folds; 'blocked last' = the last time chunk of every state (a forecast).",
     ]
@@ -124,25 +141,34 @@ def format_table(
             "the model was early-stopped on each validation fold (as in the course), so its "
             "numbers are optimistic."
         )
-    return "\n".join(lines + notes)
+    return notes
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure of its own on the Agg canvas (matplotlib imported only when plotting)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110))
 
 
 def plot_curves(members: list[Member], path: Path, title: str) -> None:
     """Training and validation MSE per epoch of each fold's first member, one panel per fold."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     curves = [m for m in members if m.history is not None and "train_mse" in m.history.keys()]
     if not curves:
         return
     n = len(curves)
     cols = min(n, 5)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(max(3.2 * cols, 6.0), 2.8 * rows + 0.4), squeeze=False, sharey=True
-    )
+    fig = _figure(max(3.2 * cols, 6.0), 2.8 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     for ax, m in zip(axes.flat, curves):
         h = m.history
         assert h is not None
@@ -161,19 +187,13 @@ def plot_curves(members: list[Member], path: Path, title: str) -> None:
     axes[0][0].set_ylabel("MSE")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110))
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_predictions(y: np.ndarray, oof: dict[str, np.ndarray], path: Path, scheme: str) -> None:
     """Out-of-fold predicted vs true ``tested_positive`` for the model and ridge."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
+    fig = _figure(8.0, 4.0)
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
     lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
     for ax, name in zip(axes, ("model", "ridge")):
         p = oof[name]
@@ -185,6 +205,4 @@ def plot_predictions(y: np.ndarray, oof: dict[str, np.ndarray], path: Path, sche
         )
         ax.set_xlabel("true tested_positive")
     axes[0].set_ylabel("predicted")
-    fig.tight_layout()
-    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110))
-    plt.close(fig)
+    _save(fig, path)

@@ -2,8 +2,8 @@
 
 Predict ``tested_positive`` on the last day of a window from the survey answers of the window's
 days, the state, and the state's earlier days rebuilt by chaining the overlapping windows (history
-features, :mod:`trainlab.data._covid_history`). :func:`train_covid` cross-validates the network and
-the references (training mean, persistence, ridge with and without history) on the same folds of
+features, :mod:`trainlab.covid.series`). :func:`train_covid` cross-validates the network and the
+references (training mean, persistence, ridge with and without history) on the same folds of
 every validation scheme (blocked in time, random, the course's every-10th-row split), simulates
 the held-out later days (each state's last windows, predicted exactly as ``trainlab covid
 predict`` would), trains the final ensemble and writes a Kaggle submission, the metrics, the
@@ -15,10 +15,9 @@ member to ``trainlab diagnose``.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,58 +25,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainlab._io import atomic_torch_save, atomic_write_json, atomic_write_text
+from trainlab._io import atomic_write_json, atomic_write_text
+from trainlab._threads import torch_threads
 from trainlab.config import to_dict
-from trainlab.data.covid import (
-    LAYOUTS,
-    TEST_FILE,
-    TRAIN_FILE,
-    CovidFrame,
-    load_covid_dir,
-    read_covid,
-    time_order,
-    with_history,
-)
-from trainlab.errors import DataError
-from trainlab.tasks._covid_config import (
-    PRESETS,
-    CovidConfig,
-    HistoryConfig,
-    ModelConfig,
-    load_covid_config,
-    preset,
-)
-from trainlab.tasks._covid_cv import REFERENCES, SchemeResult, cross_validate, holdout_problem
-from trainlab.tasks._covid_ensemble import (
+from trainlab.covid.config import DEFAULT_PRESET, CovidConfig, load_covid_config, preset
+from trainlab.covid.ensemble import (
     Ensemble,
     describe_member,
     fit_ensemble,
     later_days,
     load_ensemble,
+    save_ensemble,
 )
-from trainlab.tasks._covid_members import Member, history_columns, subset
-from trainlab.tasks._covid_model import make_loss
-from trainlab.tasks._covid_report import format_table, metrics_dict, plot_curves, plot_predictions
+from trainlab.covid.files import LAYOUTS, TRAIN_FILE, CovidFrame, load_covid_dir, read_covid
+from trainlab.covid.folds import holdout_problem
+from trainlab.covid.frame import subset
+from trainlab.covid.members import history_columns
+from trainlab.covid.model import make_loss
+from trainlab.covid.report import format_table, metrics_dict, plot_curves, plot_predictions
+from trainlab.covid.series import time_order, with_history
+from trainlab.covid.validate import SchemeResult, cross_validate
+from trainlab.diagnose.target import DiagnosisTarget
+from trainlab.errors import DataError
 
-__all__ = [
-    "PRESETS",
-    "REFERENCES",
-    "TEST_FILE",
-    "TRAIN_FILE",
-    "CovidConfig",
-    "CovidRun",
-    "Ensemble",
-    "HistoryConfig",
-    "ModelConfig",
-    "evaluate_covid",
-    "load_covid_config",
-    "load_ensemble",
-    "load_for_diagnosis",
-    "predict_covid",
-    "predict_covid_info",
-    "preset",
-    "train_covid",
-]
+# One intra-op thread while training: a ~2,000-row MLP gains nothing from more, and on a busy
+# machine spinning OpenMP workers made each step several times slower.
+TRAIN_THREADS = 1
 
 
 @dataclass
@@ -110,85 +83,34 @@ def train_covid(
     Returns:
         A :class:`CovidRun` with the metrics, the table and the ensemble.
     """
-    cfg = config or preset("default")
-    with _small_model_threads():
+    cfg = config or preset(DEFAULT_PRESET)
+    with torch_threads(TRAIN_THREADS):
         return _train(cfg, Path(data_dir), Path(out_dir), log)
-
-
-@contextlib.contextmanager
-def _small_model_threads() -> Iterator[None]:
-    """One intra-op thread while training: a ~2,000-row MLP gains nothing from more, and on a
-    busy machine spinning OpenMP workers made each step several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train(
     cfg: CovidConfig, data_dir: Path, out: Path, log: Callable[[str], None] | None
 ) -> CovidRun:
     t0 = time.perf_counter()
+    say = log or (lambda _: None)
     train, test = load_covid_dir(data_dir)
     assert train.y is not None
     order = time_order(train)
-    say = log or (lambda _: None)
     say(
         f"{train.path}: {len(train)} rows ({train.layout.name} layout, {len(train.layout.states)} "
         f"states, {train.layout.n_days} days); {test.path}: {len(test)} rows"
     )
-    results: dict[str, SchemeResult] = {}
-    for scheme in cfg.report:
-        say(f"{scheme} cross-validation:")
-        results[scheme] = cross_validate(
-            cfg, train, order, scheme, keep_members=scheme == cfg.validation, log=log
-        )
-    chosen = results[cfg.validation]
-    later = None
-    problem = holdout_problem(train.state, cfg.holdout_rows, cfg.holdout_gap)
-    if cfg.later_days and problem is not None:
-        say(f"later days: skipped ({problem})")
-    elif cfg.later_days:
-        tuned = results["blocked"].ridge_tuned_alpha if "blocked" in results else None
-        later = later_days(cfg, train, order, data_dir, tuned)
-        say(
-            f"later days: model MSE {later['model']:.4f}  ridge {later['ridge']:.4f}  "
-            f"persistence {later['persistence']:.4f}  ({later['rows']} rows, "
-            f"{later['history_rows']} with history, {later['seconds']:.1f} s)"
-        )
-    ensemble = fit_ensemble(cfg, train, order, data_dir, chosen)
+    results = _cross_validate_all(cfg, train, order, log)
+    later, problem = _simulate_later_days(cfg, train, order, data_dir, results, say)
+    ensemble = fit_ensemble(cfg, train, order, data_dir, results[cfg.validation])
     test_pred, test_info = ensemble.predict_info(test)
     say(
         f"{test.path.name}: {test_info['history_rows']} of {len(test)} rows with history "
         f"({test_info['attached_chains']} of {test_info['chains']} chains continue the training "
         "days); the rest by the fallback networks"
     )
-
     metrics = metrics_dict(results, train.y, later)
-    label = (
-        "model ("
-        + ", ".join(
-            describe_member(m).split(" (")[0]
-            for m in (
-                next((m for m in ensemble.members if m.uses_history), None),
-                next((m for m in ensemble.members if not m.uses_history), None),
-            )
-            if m is not None
-        )
-        + ")"
-    )
-    hist_note = ""
-    if history_columns(cfg):
-        hist_note = f" + {len(history_columns(cfg))} history features"
-    table = format_table(
-        metrics,
-        label,
-        early_stopped_on_val=cfg.train.patience is not None or cfg.train.restore_best,
-        inputs=f"feature set {cfg.features!r}{hist_note}, {cfg.target} target",
-    )
-    seconds = time.perf_counter() - t0
+    table = _table(cfg, ensemble, metrics)
     summary = {
         "task": "covid",
         "data": str(data_dir.resolve()),
@@ -196,7 +118,7 @@ def _train(
         "final": cfg.final,
         "ensemble_members": len(ensemble.members),
         "model": ensemble.meta["description"],
-        "seconds": seconds,
+        "seconds": time.perf_counter() - t0,
         "test_rows": test_info,
         "schemes": metrics,
     }
@@ -204,15 +126,70 @@ def _train(
         summary["later_days"] = later
     elif cfg.later_days:
         summary["later_days_skipped"] = problem
-    _write_outputs(out, cfg, ensemble, chosen.members, test, test_pred, summary, results, train.y)
+    _write_outputs(out, cfg, ensemble, test, test_pred, summary, results, train.y)
     return CovidRun(out, summary, table, ensemble, test_pred, time.perf_counter() - t0)
+
+
+def _cross_validate_all(
+    cfg: CovidConfig, train: CovidFrame, order: np.ndarray, log: Callable[[str], None] | None
+) -> dict[str, SchemeResult]:
+    """Every reported scheme; the validation scheme keeps its members (the ``folds`` ensemble)."""
+    results: dict[str, SchemeResult] = {}
+    for scheme in cfg.report:
+        if log is not None:
+            log(f"{scheme} cross-validation:")
+        results[scheme] = cross_validate(
+            cfg, train, order, scheme, keep_members=scheme == cfg.validation, log=log
+        )
+    return results
+
+
+def _simulate_later_days(
+    cfg: CovidConfig,
+    train: CovidFrame,
+    order: np.ndarray,
+    data_dir: Path,
+    results: dict[str, SchemeResult],
+    say: Callable[[str], None],
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The later-days numbers (None if off or impossible) and why it was impossible, if so."""
+    problem = holdout_problem(train.state, cfg.holdout_rows, cfg.holdout_gap)
+    if not cfg.later_days:
+        return None, problem
+    if problem is not None:
+        say(f"later days: skipped ({problem})")
+        return None, problem
+    tuned = results["blocked"].ridge_tuned_alpha if "blocked" in results else None
+    later = later_days(cfg, train, order, data_dir, tuned)
+    say(
+        f"later days: model MSE {later['model']:.4f}  ridge {later['ridge']:.4f}  "
+        f"persistence {later['persistence']:.4f}  ({later['rows']} rows, "
+        f"{later['history_rows']} with history, {later['seconds']:.1f} s)"
+    )
+    return later, problem
+
+
+def _table(cfg: CovidConfig, ensemble: Ensemble, metrics: dict[str, Any]) -> str:
+    """The printed validation table, its model row named after both tiers' networks."""
+    tiers = (
+        next((m for m in ensemble.members if m.uses_history), None),
+        next((m for m in ensemble.members if not m.uses_history), None),
+    )
+    names = [describe_member(m).split(" (")[0] for m in tiers if m is not None]
+    n_hist = len(history_columns(cfg))
+    hist_note = f" + {n_hist} history features" if n_hist else ""
+    return format_table(
+        metrics,
+        f"model ({', '.join(names)})",
+        early_stopped_on_val=cfg.train.patience is not None or cfg.train.restore_best,
+        inputs=f"feature set {cfg.features!r}{hist_note}, {cfg.target} target",
+    )
 
 
 def _write_outputs(
     out: Path,
     cfg: CovidConfig,
     ensemble: Ensemble,
-    cv_members: list[Member],
     test: CovidFrame,
     test_pred: np.ndarray,
     summary: dict[str, Any],
@@ -220,22 +197,18 @@ def _write_outputs(
     y: np.ndarray,
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    model_dir = out / "model"
-    for member, info in zip(ensemble.members, ensemble.meta["members"]):
-        atomic_torch_save(member.model.state_dict(), model_dir / info["file"])
-    if ensemble.tails is not None and ensemble.meta["history_file"]:
-        ensemble.tails.save(model_dir / ensemble.meta["history_file"])
-    atomic_write_json(model_dir / "model.json", ensemble.meta)
+    save_ensemble(ensemble, out / "model")
     atomic_write_text(out / "submission.csv", submission_csv(test.ids, test_pred))
     atomic_write_json(out / "metrics.json", summary)
     atomic_write_json(out / "config.json", to_dict(cfg))
     if cfg.plot:
+        chosen = results[cfg.validation]
         plot_curves(
-            cv_members,
+            chosen.members,
             out / "curves.png",
             f"{ensemble.meta['description']}: {cfg.validation} folds, first seed",
         )
-        plot_predictions(y, results[cfg.validation].oof, out / "predictions.png", cfg.validation)
+        plot_predictions(y, chosen.oof, out / "predictions.png", cfg.validation)
 
 
 def submission_csv(ids: np.ndarray, pred: np.ndarray) -> str:
@@ -280,7 +253,11 @@ def predict_covid_info(
 
 
 def evaluate_covid(model_dir: str | Path, input_path: str | Path) -> dict[str, float]:
-    """MSE of the ensemble and of persistence on a labelled file (the training layout)."""
+    """MSE of the ensemble and of persistence on a labelled file (the training layout).
+
+    Returns:
+        ``rows``, ``history_rows``, ``model_mse`` and ``persistence_mse``.
+    """
     ensemble = load_ensemble(model_dir)
     frame = read_covid(input_path, train=True, layout=LAYOUTS[ensemble.meta["layout"]])
     assert frame.y is not None
@@ -293,7 +270,7 @@ def evaluate_covid(model_dir: str | Path, input_path: str | Path) -> dict[str, f
     }
 
 
-def load_for_diagnosis(model_dir: Path, data: str | None, batch: int, seed: int) -> Any:
+def load_for_diagnosis(model_dir: Path, data: str | None, batch: int, seed: int) -> DiagnosisTarget:
     """The first ensemble member, its training loss and ``batch`` training rows it applies to.
 
     Args:
@@ -304,10 +281,8 @@ def load_for_diagnosis(model_dir: Path, data: str | None, batch: int, seed: int)
         seed: unused (the batch is fixed), accepted for the common interface.
 
     Returns:
-        A ``trainlab.diagnose.target.DiagnosisTarget`` (model on CPU, float32, evaluation mode).
+        The model on the CPU in float32 and evaluation mode, its loss and the batch.
     """
-    from trainlab.diagnose.target import DiagnosisTarget
-
     del seed
     ensemble = load_ensemble(model_dir)
     member = ensemble.members[0]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from trainlab.cli import main
-from trainlab.data._covid_synth import synthetic_covid
+from trainlab.covid._synth import synthetic_covid
 
 TINY_TOML = """
 folds = 3
@@ -247,7 +247,7 @@ def test_bad_inputs_give_one_line_errors(
         )
         == 1
     )
-    assert "no model.json" in _one_line_error(capsys)
+    assert "holds no model/model.json" in _one_line_error(capsys)
 
     assert main(["covid", "train", "--out", str(tmp_path / "o")]) == 2  # --data is required
 

@@ -1,5 +1,5 @@
-"""Reading, validating and featurising the COVID files (generated data in the exact layouts, and the
-real files where present)."""
+"""Reading and validating the COVID files (generated data in the exact layouts, and the real files
+where present)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainlab.data._covid_synth import synthetic_covid
-from trainlab.data.covid import (
-    LAYOUTS,
-    Standardizer,
-    load_covid_dir,
-    read_covid,
-    select_features,
-    time_order,
-)
-from trainlab.errors import ConfigError, DataError
-
-
-@pytest.fixture(params=["2021", "2022"])
-def synth(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
-    synthetic_covid(tmp_path, layout=request.param, n_states=4, train_windows=12, test_windows=5)
-    return tmp_path, request.param
+from trainlab.covid._synth import synthetic_covid
+from trainlab.covid.files import LAYOUTS, load_covid_dir, read_covid
+from trainlab.covid.series import time_order
+from trainlab.errors import DataError
 
 
 def _rewrite(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
@@ -116,77 +104,6 @@ def test_missing_folder_and_files(tmp_path: Path) -> None:
     (tmp_path / "covid.train.csv").write_text("id\n")
     with pytest.raises(DataError, match=r"missing covid\.test\.csv"):
         load_covid_dir(tmp_path)
-
-
-def test_feature_sets(synth: tuple[Path, str]) -> None:
-    folder, name = synth
-    train, _ = load_covid_dir(folder)
-    lay = LAYOUTS[name]
-    n_day = lay.n_days * len(lay.features) - 1
-    assert len(select_features("all", train)) == len(lay.states) + n_day
-    assert select_features("no_states", train) == [
-        c for c in train.X.columns if c not in lay.states
-    ]
-    survey = select_features("survey14", train)
-    assert len(survey) == 5 * lay.n_days - 1  # 4 survey features per day + earlier tested_positive
-    assert "tested_positive_d1" in survey and lay.target not in survey
-    assert select_features("cols:cli_d1,ili_d2", train) == ["cli_d1", "ili_d2"]
-    assert len(select_features("select:5", train)) == 5
-    for bad in ("select:0", "select:x", "bogus", "cols:nope"):
-        with pytest.raises(ConfigError):
-            select_features(bad, train)
-
-
-def test_select_k_scores_the_training_rows_only(tmp_path: Path) -> None:
-    synthetic_covid(tmp_path, n_states=3, train_windows=20, test_windows=3)
-    train, _ = load_covid_dir(tmp_path)
-    assert train.y is not None
-    # 'shop_d1' equals the target on the first 30 rows and is noise elsewhere: only a score
-    # computed on exactly those rows ranks it first.
-    x = train.X.copy()
-    x["shop_d1"] = np.random.default_rng(0).normal(size=len(x))
-    x.loc[:29, "shop_d1"] = train.y[:30]
-    leaky = type(train)(train.path, train.layout, train.ids, x, train.y)
-    assert select_features("select:1", leaky, np.arange(30)) == ["shop_d1"]
-    assert "shop_d1" not in select_features("select:3", leaky, np.arange(30, len(x)))
-
-
-def test_standardizer_uses_training_statistics_unchanged(synth: tuple[Path, str]) -> None:
-    folder, _ = synth
-    train, test = load_covid_dir(folder)
-    cols = select_features("all", train)
-    rows = np.arange(20)
-    sc = Standardizer.fit(train.X.iloc[rows][cols], skip=train.layout.states)
-    z = sc.transform(train.X.iloc[rows])
-    day = [i for i, c in enumerate(cols) if c not in train.layout.states]
-    states = [i for i, c in enumerate(cols) if c in train.layout.states]
-    np.testing.assert_allclose(z[:, day].mean(axis=0), 0, atol=1e-5)
-    np.testing.assert_array_equal(
-        z[:, states], train.X.iloc[rows][list(train.layout.states)].to_numpy()
-    )
-    zt = sc.transform(test.X)
-    expected = (test.X[cols].to_numpy() - sc.mean) / sc.std
-    np.testing.assert_allclose(zt, expected, rtol=1e-5, atol=1e-5)
-    again = Standardizer.from_state_dict(sc.state_dict())
-    np.testing.assert_array_equal(again.transform(test.X), zt)
-
-
-def test_time_order_recovers_shuffled_windows(tmp_path: Path) -> None:
-    synthetic_covid(tmp_path, n_states=5, train_windows=15, test_windows=4, seed=3)
-    train, _ = load_covid_dir(tmp_path)
-    truth = time_order(train)
-    # the generated training file is in time order within each state
-    for s in np.unique(train.state):
-        np.testing.assert_array_equal(truth[train.state == s], np.arange(15))
-    perm = np.random.default_rng(0).permutation(len(train))
-    shuffled = type(train)(
-        train.path,
-        train.layout,
-        train.ids[perm],
-        train.X.iloc[perm].reset_index(drop=True),
-        train.y[perm],
-    )
-    np.testing.assert_array_equal(time_order(shuffled), truth[perm])
 
 
 def test_real_2021_and_2022_files(shared_data: Path) -> None:

@@ -1,4 +1,4 @@
-"""Column layouts of the COVID-19 survey files and a strict reader for them.
+"""The COVID-19 survey files (Kaggle ml2021spring-hw1 and the 2022 layout): layouts, strict reader.
 
 The Kaggle files (ML2021 Spring HW1, and the 2022 re-run of the homework) hold one row per state and
 sliding window of days: ``id``, one-hot state columns, then the same survey features repeated for
@@ -8,7 +8,8 @@ gets a unique name, ``<feature>_d<day>`` (``cli_d1``, ..., ``tested_positive_d3`
 
 :func:`read_table` checks everything a model relies on and raises one :class:`DataError` that names
 the file and the problem: wrong or missing columns, non-numeric cells (row and column named), NaN
-or inf, an empty file, a broken state one-hot, duplicate ids.
+or inf, an empty file, a broken state one-hot, duplicate ids. :func:`read_covid` turns a file into
+a :class:`CovidFrame` (ids, inputs, target), :func:`load_covid_dir` reads a competition folder.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import pandas as pd
 from trainlab.errors import DataError
 
 TARGET_FEATURE = "tested_positive"
+TRAIN_FILE = "covid.train.csv"
+TEST_FILE = "covid.test.csv"
 
 _STATES_2021 = (
     "AL AK AZ AR CA CO CT FL GA ID IL IN IA KS KY LA MD MA MI MN MS MO NE NV NJ NM NY NC OH OK OR "
@@ -181,6 +184,29 @@ def read_table(
         )
     with_target = has_target if train is None else train
     expected = layout.columns(with_target)
+    _check_columns(path, names, expected, layout, with_target)
+    try:
+        df = pd.read_csv(
+            path,
+            header=0,
+            names=names,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
+            encoding="utf-8-sig",
+        )
+    except (pd.errors.ParserError, ValueError) as e:
+        raise DataError(path, f"malformed CSV: {str(e).strip().splitlines()[0]}") from None
+    if len(df) == 0:
+        raise DataError(path, "no data rows (only a header)")
+    df = df[expected]
+    return layout, _to_numeric(path, df, layout)
+
+
+def _check_columns(
+    path: Path, names: list[str], expected: list[str], layout: CovidLayout, with_target: bool
+) -> None:
+    """DataError naming every missing, unexpected and duplicated column at once."""
     missing = [c for c in expected if c not in set(names)]
     extra = [c for c in names if c not in set(expected)]
     dups = sorted({c for c in names if names.count(c) > 1})
@@ -198,22 +224,6 @@ def read_table(
             f"{'; '.join(parts)} (expected the {layout.name} {kind} layout: id, "
             f"{_describe(layout)}{'' if with_target else ' without the target'})",
         )
-    try:
-        df = pd.read_csv(
-            path,
-            header=0,
-            names=names,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=True,
-            encoding="utf-8-sig",
-        )
-    except (pd.errors.ParserError, ValueError) as e:
-        raise DataError(path, f"malformed CSV: {str(e).strip().splitlines()[0]}") from None
-    if len(df) == 0:
-        raise DataError(path, "no data rows (only a header)")
-    df = df[expected]
-    return layout, _to_numeric(path, df, layout)
 
 
 def _to_numeric(path: Path, df: pd.DataFrame, layout: CovidLayout) -> pd.DataFrame:
@@ -261,3 +271,73 @@ def _to_numeric(path: Path, df: pd.DataFrame, layout: CovidLayout) -> pd.DataFra
 
 
 _NONFINITE = {"nan", "inf", "infinity", "na", "n/a", "null", "none"}
+
+
+@dataclass
+class CovidFrame:
+    """One validated file: ids, inputs with unique column names, and the target if present."""
+
+    path: Path
+    layout: CovidLayout
+    ids: np.ndarray  # (N,) int64
+    X: pd.DataFrame  # (N, states + days * features - 1) float64, layout.input_columns() order
+    y: np.ndarray | None  # (N,) float64, or None for a test file
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def state(self) -> np.ndarray:
+        """(N,) index of each row's state in ``layout.states``."""
+        return self.X[list(self.layout.states)].to_numpy().argmax(axis=1)
+
+    def persistence(self) -> np.ndarray:
+        """(N,) the previous day's ``tested_positive``: the naive forecast of the target."""
+        return self.X[day_column(TARGET_FEATURE, self.layout.n_days - 1)].to_numpy()
+
+
+def read_covid(
+    path: str | Path, *, train: bool | None = None, layout: CovidLayout | str | None = None
+) -> CovidFrame:
+    """Read and validate a COVID CSV file in the 2021 or 2022 layout (detected from the header).
+
+    Args:
+        path: the CSV file.
+        train: True if it must hold the target, False if it must not (test file), None: either.
+        layout: the expected layout (or its name, ``"2021"``/``"2022"``); None detects it.
+
+    Returns:
+        A :class:`CovidFrame`.
+    """
+    if isinstance(layout, str):
+        layout = LAYOUTS[layout]
+    layout, table = read_table(path, train=train, layout=layout)
+    has_target = layout.target in table.columns
+    return CovidFrame(
+        path=Path(path),
+        layout=layout,
+        ids=table["id"].to_numpy(),
+        X=table[layout.input_columns()].reset_index(drop=True),
+        y=table[layout.target].to_numpy() if has_target else None,
+    )
+
+
+def load_covid_dir(data_dir: str | Path) -> tuple[CovidFrame, CovidFrame]:
+    """Read ``covid.train.csv`` and ``covid.test.csv`` from ``data_dir`` (same layout required).
+
+    Returns:
+        The training frame and the test frame.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(data_dir, "data folder not found")
+    missing = [n for n in (TRAIN_FILE, TEST_FILE) if not (data_dir / n).is_file()]
+    if missing:
+        raise DataError(
+            data_dir,
+            f"missing {' and '.join(missing)} (get them with "
+            "'trainlab data download covid --dest DIR')",
+        )
+    train = read_covid(data_dir / TRAIN_FILE, train=True)
+    test = read_covid(data_dir / TEST_FILE, train=False, layout=train.layout)
+    return train, test

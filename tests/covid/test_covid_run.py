@@ -1,4 +1,4 @@
-"""The COVID task end to end on generated data (tiny epochs), its model, config and saved files."""
+"""The COVID task end to end on generated data (tiny epochs): outputs, saved files, predictions."""
 
 from __future__ import annotations
 
@@ -10,29 +10,19 @@ import pandas as pd
 import pytest
 import torch
 
-from trainlab.data._covid_synth import synthetic_covid
-from trainlab.data.covid import (
-    CovidFrame,
-    HistorySpec,
-    load_covid_dir,
-    make_folds,
-    read_covid,
-    time_order,
-    with_history,
-)
-from trainlab.errors import ConfigError, DataError
-from trainlab.tasks._covid_model import CovidMLP, make_loss
-from trainlab.tasks.covid import (
-    Ensemble,
+from trainlab.covid._synth import synthetic_covid
+from trainlab.covid.config import load_covid_config
+from trainlab.covid.ensemble import Ensemble, load_ensemble
+from trainlab.covid.files import CovidFrame, load_covid_dir, read_covid
+from trainlab.covid.run import (
     evaluate_covid,
-    load_covid_config,
-    load_ensemble,
     load_for_diagnosis,
     predict_covid,
     predict_covid_info,
-    preset,
     train_covid,
 )
+from trainlab.covid.series import HistorySpec, time_order, with_history
+from trainlab.errors import ConfigError, DataError
 
 TINY = {
     "train": {"epochs": 4},
@@ -58,84 +48,6 @@ def run_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = load_covid_config(overrides={**TINY, "plot": True})
     train_covid(data_dir, out, cfg)
     return out
-
-
-def test_mlp_shapes_and_penalties() -> None:
-    torch.manual_seed(0)
-    model = CovidMLP(5, [4, 3], "gelu", batch_norm=True, dropout=0.1, linear_skip=True)
-    x, y = torch.randn(8, 5), torch.randn(8)
-    assert model(x).shape == (8,)
-    weights = model.weight_matrices()
-    assert len(weights) == 4  # three layers of the path and the skip
-    loss = make_loss(model, "mse", l1=0.01, l2=0.1)
-    out = model(x)
-    expected = (
-        torch.nn.functional.mse_loss(out, y)
-        + 0.01 * sum(w.abs().sum() for w in weights)
-        + 0.1 * sum((w**2).sum() for w in weights)
-    )
-    torch.testing.assert_close(loss(out, y), expected)
-    model.eval()
-    out = model(x)
-    torch.testing.assert_close(loss(out, y), torch.nn.functional.mse_loss(out, y))
-    huber = make_loss(model, "huber", huber_delta=0.5)
-    torch.testing.assert_close(huber(out, y), torch.nn.functional.huber_loss(out, y, delta=0.5))
-    with pytest.raises(ConfigError, match="unknown loss"):
-        make_loss(model, "hinge")
-    with pytest.raises(ConfigError, match="unknown activation"):
-        CovidMLP(3, [2], "swoosh")
-
-
-def test_presets_and_config_files(tmp_path: Path) -> None:
-    sample = preset("sample")
-    assert (
-        sample.features == "all"
-        and sample.model.widths == [64]
-        and sample.model.activation == "relu"
-    )
-    assert sample.train.optimizer == "sgd" and sample.train.optimizer_kwargs == {
-        "lr": 1e-3,
-        "momentum": 0.9,
-    }
-    assert (sample.train.batch_size, sample.train.epochs, sample.train.patience) == (270, 3000, 200)
-    assert sample.validation == "course" and sample.target == "raw" and sample.loss == "mse"
-    default = preset("default")
-    assert default.validation == "blocked"
-    path = tmp_path / "c.toml"
-    path.write_text(
-        'preset = "sample"\nfeatures = "survey14"\n[train]\nepochs = 7\n[model]\nwidths = [8, 4]\n'
-    )
-    cfg = load_covid_config(path, seed=5)
-    assert cfg.features == "survey14" and cfg.train.epochs == 7 and cfg.model.widths == [8, 4]
-    assert cfg.train.optimizer == "sgd" and cfg.train.patience == 200  # kept from the preset
-    assert cfg.seed == 5 and cfg.train.seed == 5
-    path.write_text("bogus = 1\n")
-    with pytest.raises(ConfigError, match="unknown setting"):
-        load_covid_config(path)
-    with pytest.raises(ConfigError, match="unknown validation scheme"):
-        load_covid_config(overrides={"validation": "future"})
-    with pytest.raises(ConfigError, match="unknown preset"):
-        load_covid_config(preset_name="best")
-
-
-def test_blocked_folds_keep_validation_days_out_of_training(data_dir: Path) -> None:
-    train, _ = load_covid_dir(data_dir)
-    order = time_order(train)
-    folds = make_folds("blocked", train.state, order, k=3, gap=2)
-    seen = np.concatenate([f.val for f in folds])
-    assert sorted(seen.tolist()) == list(range(len(train)))
-    for f in folds:
-        assert not set(f.train) & set(f.val)
-        for s in np.unique(train.state):
-            val_t = order[f.val[train.state[f.val] == s]]
-            tr_t = order[f.train[train.state[f.train] == s]]
-            assert np.all(np.diff(np.sort(val_t)) == 1)  # contiguous in time
-            # no training window within 2 windows of a validation window: no shared day
-            assert np.min(np.abs(tr_t[:, None] - val_t[None, :])) > 2
-    course = make_folds("course", train.state, order)
-    assert course[0].val.tolist() == list(range(0, len(train), 10))
-    rnd = make_folds("random", train.state, order, k=3, seed=1)
-    assert sorted(np.concatenate([f.val for f in rnd]).tolist()) == list(range(len(train)))
 
 
 def test_train_writes_every_output(run_dir: Path, data_dir: Path) -> None:
@@ -219,14 +131,17 @@ def test_corrupt_or_foreign_model_folders(run_dir: Path, tmp_path: Path) -> None
     copy = tmp_path / "copy"
     shutil.copytree(run_dir / "model", copy)
     (copy / "model.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match=r"model\.pt: corrupt or unreadable weights"):
+    with pytest.raises(DataError, match=r"model\.pt: corrupt weights file"):
         load_ensemble(copy)
     meta = json.loads((copy / "model.json").read_text())
     meta["task"] = "phoneme"
     (copy / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(DataError, match="not a covid model"):
+    with pytest.raises(DataError, match="a model of task 'phoneme', not 'covid'"):
         load_ensemble(copy)
-    with pytest.raises(DataError, match="no model.json"):
+    with pytest.raises(DataError, match="empty: does not exist"):
+        load_ensemble(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"holds no model/model\.json or model\.json"):
         load_ensemble(tmp_path / "empty")
 
 
@@ -251,14 +166,6 @@ def test_2022_layout_trains(tmp_path: Path) -> None:
     run = train_covid(tmp_path / "d", tmp_path / "o", cfg)
     assert len(run.test_predictions) == 12
     assert json.loads((tmp_path / "o" / "model" / "model.json").read_text())["layout"] == "2022"
-
-
-def test_config_files_match_the_presets() -> None:
-    from trainlab.config import to_dict
-
-    configs = Path(__file__).resolve().parents[2] / "configs"
-    assert to_dict(load_covid_config(configs / "covid_default.toml")) == to_dict(preset("default"))
-    assert to_dict(load_covid_config(configs / "covid_sample.toml")) == to_dict(preset("sample"))
 
 
 def _write_rows(path: Path, header: str, lines: list[str]) -> None:
@@ -342,19 +249,6 @@ def test_unconnected_rows_use_the_fallback_networks(run_dir: Path, data_dir: Pat
     assert len(fallback) == 2
     np.testing.assert_allclose(pred, np.mean([m.predict(far) for m in fallback], axis=0))
     assert isinstance(ensemble, Ensemble) and ensemble.tails is not None
-
-
-def test_fallback_table_overrides_only_its_networks() -> None:
-    cfg = load_covid_config(
-        overrides={"fallback": {"model": {"widths": [4, 2]}, "train": {"epochs": 9}}}
-    )
-    fb = cfg.fallback_config()
-    assert fb.model.widths == [4, 2] and fb.train.epochs == 9 and fb.loss == "huber"
-    assert fb.train.optimizer_kwargs == {"lr": 3e-3}  # kept from the preset's table
-    assert cfg.model.widths == [] and cfg.train.epochs == 800
-    with pytest.raises(ConfigError, match="fallback: unknown setting"):
-        load_covid_config(overrides={"fallback": {"folds": 3}})
-    assert preset("sample").fallback_config().model.widths == [64]
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The COVID task's predictors: the networks of each tier, the ridge reference, tiered prediction.
 
-Rows whose history features (earlier days of the state, :mod:`trainlab.data._covid_history`) are
+Rows whose history features (earlier days of the state, :mod:`trainlab.covid.series`) are
 all defined are predicted by the history networks, the others by the fallback networks trained on
 the row's own features (:func:`tiered_predict`). :func:`fit_member` trains one network with the
 Trainer on rows of a frame, with features chosen and statistics computed on those rows only;
@@ -10,19 +10,23 @@ cross-validation.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from trainlab.config import to_dict
-from trainlab.data.covid import CovidFrame, Standardizer, make_folds, select_features
+from trainlab.covid.config import CovidConfig, ModelConfig
+from trainlab.covid.files import CovidFrame
+from trainlab.covid.folds import fold_gap, make_folds
+from trainlab.covid.frame import Standardizer, select_features, subset
+from trainlab.covid.model import CovidMLP, make_loss
+from trainlab.covid.series import is_history_column
 from trainlab.errors import ConfigError
-from trainlab.tasks._covid_config import CovidConfig
-from trainlab.tasks._covid_model import CovidMLP, make_loss
 from trainlab.train import Callback, History, TrainState, fit, predict
 
 
@@ -60,16 +64,16 @@ def tiered_predict(
     if (~mask).any():
         if not fallback:
             raise ConfigError("rows without history but no fallback predictors")
-        rows = rows_of(frame, np.flatnonzero(~mask))
+        rows = subset(frame, np.flatnonzero(~mask))
         pred[~mask] = np.mean([p.predict(rows) for p in fallback], axis=0)
     if mask.any():
-        rows = rows_of(frame, np.flatnonzero(mask))
+        rows = subset(frame, np.flatnonzero(mask))
         pred[mask] = np.mean([p.predict(rows) for p in history], axis=0)
     return pred, mask
 
 
 def _hist_cols(predictors: Sequence[Predictor]) -> list[str]:
-    return [f for f in predictors[0].features if f.startswith("hist_")]
+    return [f for f in predictors[0].features if is_history_column(f)]
 
 
 @dataclass
@@ -85,13 +89,13 @@ class Member:
     target: str  # "raw" | "delta"
     target_mean: float
     target_std: float
+    architecture: ModelConfig
     history: History | None = None
-    architecture: dict[str, object] = field(default_factory=dict)  # ModelConfig as a dict
 
     @property
     def uses_history(self) -> bool:
         """Whether the member reads history features (the history tier)."""
-        return any(f.startswith("hist_") for f in self.features)
+        return any(is_history_column(f) for f in self.features)
 
     def inputs(self, frame: CovidFrame) -> torch.Tensor:
         """(N, F) normalised inputs of ``frame`` in this member's feature order."""
@@ -103,7 +107,7 @@ class Member:
         pred = out * self.target_std + self.target_mean
         return pred + frame.persistence() if self.target == "delta" else pred
 
-    def meta(self) -> dict[str, object]:
+    def meta(self) -> dict[str, Any]:
         """JSON-able description (weights are saved separately)."""
         return {
             "name": self.name,
@@ -115,7 +119,7 @@ class Member:
             "target": self.target,
             "target_mean": self.target_mean,
             "target_std": self.target_std,
-            "architecture": self.architecture,
+            "architecture": to_dict(self.architecture),
         }
 
 
@@ -225,8 +229,7 @@ def fit_member(
     model.to("cpu").eval()
     fold = name.split("/")[0]
     return Member(
-        name, fold, seed, model, features, scaler, cfg.target, mean, std, history,
-        architecture=to_dict(m),
+        name, fold, seed, model, features, scaler, cfg.target, mean, std, copy.deepcopy(m), history
     )  # fmt: skip
 
 
@@ -284,7 +287,7 @@ def fit_ridge(
     try:
         inner = make_folds(
             "blocked", state[train_rows], order[train_rows], k=max(2, cfg.folds - 1),
-            gap=fold_gap(cfg, frame),
+            gap=fold_gap(cfg.gap, frame.layout.n_days),
         )  # fmt: skip
     except ConfigError:  # too few windows for an inner split: use the middle of the grid
         inner = []
@@ -305,22 +308,3 @@ def fit_ridge(
         )
     best = int(np.argmin(inner_se)) if inner else len(cfg.ridge_alphas) // 2
     return grid[best], grid
-
-
-def fold_gap(cfg: CovidConfig, frame: CovidFrame) -> int:
-    return frame.layout.n_days - 1 if cfg.gap is None else cfg.gap
-
-
-def rows_of(frame: CovidFrame, rows: np.ndarray) -> CovidFrame:
-    return dataclasses.replace(
-        frame,
-        ids=frame.ids[rows],
-        X=frame.X.iloc[rows].reset_index(drop=True),
-        y=None if frame.y is None else frame.y[rows],
-    )
-
-
-def subset(frame: CovidFrame, rows: np.ndarray, with_target: bool = True) -> CovidFrame:
-    """Rows of ``frame`` as a frame of their own (``with_target=False``: the test layout)."""
-    out = rows_of(frame, rows)
-    return out if with_target else dataclasses.replace(out, y=None)

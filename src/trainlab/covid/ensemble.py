@@ -10,36 +10,25 @@ of ``trainlab covid predict``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from trainlab._io import atomic_torch_save, atomic_write_json, load_torch
 from trainlab.config import from_dict, to_dict
-from trainlab.data.covid import (
-    CovidFrame,
-    HistorySpec,
-    SeriesTails,
-    Standardizer,
-    build_timeline,
-    with_history,
-)
+from trainlab.covid.config import CovidConfig, ModelConfig, load_covid_config
+from trainlab.covid.files import CovidFrame
+from trainlab.covid.folds import holdout_split
+from trainlab.covid.frame import Standardizer, subset
+from trainlab.covid.members import Member, fit_ridge, fit_tiers, history_columns, tiered_predict
+from trainlab.covid.model import CovidMLP, describe
+from trainlab.covid.series import HistorySpec, SeriesTails, build_timeline, with_history
+from trainlab.covid.validate import SchemeResult, cross_validate, prepare
 from trainlab.errors import DataError
-from trainlab.tasks._covid_config import CovidConfig, ModelConfig, load_covid_config
-from trainlab.tasks._covid_cv import SchemeResult, cross_validate, holdout_split, prepare
-from trainlab.tasks._covid_members import (
-    Member,
-    fit_ridge,
-    fit_tiers,
-    history_columns,
-    subset,
-    tiered_predict,
-)
-from trainlab.tasks._covid_model import CovidMLP, describe
+from trainlab.runs import find_model_dir, read_model_json
 
 FORMAT_VERSION = 2
 HISTORY_FILE = "history.npz"
@@ -127,7 +116,7 @@ def fit_ensemble(
     tails = None
     if spec is not None and timeline is not None:
         keep = max(spec.depth + frame.layout.n_days, 2 * frame.layout.n_days)
-        tails = timeline.tails(list(frame.layout.features), keep)  # type: ignore[attr-defined]
+        tails = timeline.tails(list(frame.layout.features), keep)
     return Ensemble(members, _model_meta(cfg, frame, data_dir, members), tails)
 
 
@@ -157,33 +146,13 @@ def later_days(
     ensemble = fit_ensemble(cfg, reduced, order[tr_rows], data_dir)
     pred, info = ensemble.predict_info(hold)
     prepared, _ = ensemble.prepare(hold)
-    full, _ = prepare(cfg, reduced)
     assert reduced.y is not None
-    r_order = order[tr_rows]
-    fb = cfg.fallback_config()
-    r_fb, grid_fb = fit_ridge(fb, full, reduced.state, r_order, np.arange(len(reduced)))
     preds = {
         "model": pred,
         "mean": np.full(len(hold), reduced.y.mean()),
         "persistence": hold.persistence(),
-        "ridge_no_history": r_fb.predict(prepared),
+        **_ridge_references(cfg, reduced, order[tr_rows], prepared, tuned_alpha),
     }
-    hist = history_columns(cfg)
-    rows = (
-        np.flatnonzero(np.isfinite(full.X[hist].to_numpy()).all(axis=1))
-        if hist
-        else np.zeros(0, dtype=np.int64)
-    )
-    if len(rows) >= 2:
-        r_h, grid_h = fit_ridge(cfg, full, reduced.state, r_order, rows, extra=hist)
-        preds["ridge"] = tiered_predict([r_h], [r_fb], prepared)[0]
-        if tuned_alpha is not None:
-            k = cfg.ridge_alphas.index(tuned_alpha)
-            preds["ridge_tuned"] = tiered_predict([grid_h[k]], [grid_fb[k]], prepared)[0]
-    else:  # no history (or no training row with it): ridge is the fallback tier alone
-        preds["ridge"] = preds["ridge_no_history"]
-        if tuned_alpha is not None:
-            preds["ridge_tuned"] = grid_fb[cfg.ridge_alphas.index(tuned_alpha)].predict(prepared)
     out: dict[str, Any] = {name: float(np.mean((p - y) ** 2)) for name, p in preds.items()}
     out.update(
         {
@@ -198,12 +167,42 @@ def later_days(
     return out
 
 
+def _ridge_references(
+    cfg: CovidConfig,
+    train: CovidFrame,
+    order: np.ndarray,
+    prepared: CovidFrame,
+    tuned_alpha: float | None,
+) -> dict[str, np.ndarray]:
+    """Ridge without history, ridge (alpha by inner CV) and, given ``tuned_alpha``, the tuned
+    ridge, fitted on ``train`` and applied to ``prepared`` (rows with their history features)."""
+    full, _ = prepare(cfg, train)
+    fb = cfg.fallback_config()
+    r_fb, grid_fb = fit_ridge(fb, full, train.state, order, np.arange(len(train)))
+    preds = {"ridge_no_history": r_fb.predict(prepared)}
+    hist = history_columns(cfg)
+    rows = (
+        np.flatnonzero(np.isfinite(full.X[hist].to_numpy()).all(axis=1))
+        if hist
+        else np.zeros(0, dtype=np.int64)
+    )
+    if len(rows) >= 2:
+        r_h, grid_h = fit_ridge(cfg, full, train.state, order, rows, extra=hist)
+        preds["ridge"] = tiered_predict([r_h], [r_fb], prepared)[0]
+        if tuned_alpha is not None:
+            k = cfg.ridge_alphas.index(tuned_alpha)
+            preds["ridge_tuned"] = tiered_predict([grid_h[k]], [grid_fb[k]], prepared)[0]
+    else:  # no history (or no training row with it): ridge is the fallback tier alone
+        preds["ridge"] = preds["ridge_no_history"]
+        if tuned_alpha is not None:
+            preds["ridge_tuned"] = grid_fb[cfg.ridge_alphas.index(tuned_alpha)].predict(prepared)
+    return preds
+
+
 def describe_member(member: Member) -> str:
     """``MLP 14-16-1 (...)`` or ``linear 23-1 (...)`` for one member."""
     a = member.architecture
-    widths = list(a.get("widths", [])) if a else []  # type: ignore[call-overload]
-    activation = str(a.get("activation", "")) if a else ""
-    return describe(member.model, len(member.features), widths, activation)
+    return describe(member.model, len(member.features), a.widths, a.activation)
 
 
 def describe_members(members: list[Member]) -> str:
@@ -238,39 +237,22 @@ def _model_meta(
     }
 
 
-def _model_dir(path: str | Path) -> Path:
-    path = Path(path)
-    if (path / "model" / "model.json").is_file():
-        return path / "model"
-    if (path / "model.json").is_file():
-        return path
-    raise DataError(
-        path,
-        "not a trained covid model: no model.json here or in model/ "
-        "(train one with 'trainlab covid train')",
-    )
+def save_ensemble(ensemble: Ensemble, model_dir: Path) -> None:
+    """Write the members' weights, the stored series' ends and ``model.json`` into ``model_dir``."""
+    for member, info in zip(ensemble.members, ensemble.meta["members"]):
+        atomic_torch_save(member.model.state_dict(), model_dir / info["file"])
+    if ensemble.tails is not None and ensemble.meta["history_file"]:
+        ensemble.tails.save(model_dir / ensemble.meta["history_file"])
+    atomic_write_json(model_dir / "model.json", ensemble.meta)
 
 
 def load_ensemble(model_dir: str | Path) -> Ensemble:
-    """Rebuild the ensemble saved by :func:`train_covid` (``OUT`` or ``OUT/model``)."""
-    mdir = _model_dir(model_dir)
-    try:
-        meta = json.loads((mdir / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DataError(mdir / "model.json", f"unreadable model description: {e}") from None
-    if not isinstance(meta, dict) or meta.get("task") != "covid":
-        raise DataError(
-            mdir / "model.json",
-            f"not a covid model (task {meta.get('task')!r})"
-            if isinstance(meta, dict)
-            else "not a covid model description",
-        )
+    """Rebuild the ensemble :func:`save_ensemble` wrote (a run folder ``OUT`` or ``OUT/model``)."""
+    mdir = find_model_dir(model_dir, "covid")
+    meta = read_model_json(mdir, "covid")
     try:
         cfg = load_covid_config(overrides=meta["config"])
-        members = []
-        for info in meta["members"]:
-            path = mdir / info["file"]
-            members.append(_load_member(path, info, cfg))
+        members = [_load_member(mdir / info["file"], info, cfg) for info in meta["members"]]
         tails = None
         if meta.get("history"):
             tails = SeriesTails.load(mdir / meta["history_file"])
@@ -280,12 +262,7 @@ def load_ensemble(model_dir: str | Path) -> Ensemble:
 
 
 def _load_member(path: Path, info: dict[str, Any], cfg: CovidConfig) -> Member:
-    if not path.is_file():
-        raise DataError(path, "weights file missing")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and format errors of many kinds
-        raise DataError(path, f"corrupt or unreadable weights ({type(e).__name__}: {e})") from None
+    state = load_torch(path, "weights file")
     m = (
         from_dict(ModelConfig, info["architecture"], source=str(path))
         if info.get("architecture")
@@ -310,5 +287,5 @@ def _load_member(path: Path, info: dict[str, Any], cfg: CovidConfig) -> Member:
         info["target"],
         float(info["target_mean"]),
         float(info["target_std"]),
-        architecture=dict(info.get("architecture") or {}),
+        m,
     )

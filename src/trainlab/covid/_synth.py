@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.data._covid_layout import LAYOUTS, TARGET_FEATURE
+from trainlab.covid.files import LAYOUTS, TARGET_FEATURE, TEST_FILE, TRAIN_FILE
 
 
 def synthetic_covid(
@@ -65,7 +65,7 @@ def synthetic_covid(
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     header_days = [f for _ in range(d) for f in lay.features]
-    train_path, test_path = dest / "covid.train.csv", dest / "covid.test.csv"
+    train_path, test_path = dest / TRAIN_FILE, dest / TEST_FILE
     _write(train_path, ["id", *lay.states, *header_days], np.array(train_rows))
     test = np.array(test_rows)[rng.permutation(len(test_rows))]
     assert header_days[-1] == TARGET_FEATURE

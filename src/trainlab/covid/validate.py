@@ -1,7 +1,7 @@
 """Cross-validation of the COVID model and of the reference predictors on the same folds.
 
 Two tiers of networks: rows whose history features (earlier days of the state, rebuilt by
-chaining the windows, :mod:`trainlab.data._covid_history`) are all defined get the history
+chaining the windows, :mod:`trainlab.covid.series`) are all defined get the history
 networks, the others the fallback networks trained on the row's own features. For every fold of a
 scheme each tier is trained ``ensemble_seeds`` times (different seeds) on the training rows, with
 features chosen and statistics computed on those rows only; the seeds' average is the tier's
@@ -29,25 +29,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainlab.data.covid import (
-    CovidFrame,
-    Fold,
-    build_timeline,
-    make_folds,
-    with_history,
-)
-from trainlab.errors import ConfigError
-from trainlab.tasks._covid_config import CovidConfig
-from trainlab.tasks._covid_members import (
+from trainlab.covid.config import CovidConfig
+from trainlab.covid.files import CovidFrame
+from trainlab.covid.folds import Fold, fold_gap, make_folds
+from trainlab.covid.frame import subset
+from trainlab.covid.members import (
     Member,
     fit_ridge,
     fit_tiers,
-    fold_gap,
     history_columns,
     history_mask,
-    rows_of,
     tiered_predict,
 )
+from trainlab.covid.series import Timeline, build_timeline, with_history
 
 REFERENCES = ("mean", "persistence", "ridge", "ridge_tuned", "ridge_no_history")
 
@@ -75,13 +69,17 @@ class SchemeResult:
 
 def scheme_folds(cfg: CovidConfig, frame: CovidFrame, order: np.ndarray, scheme: str) -> list[Fold]:
     """The folds of ``scheme`` for this config (k, gap, seed)."""
-    return make_folds(
-        scheme, frame.state, order, k=cfg.folds, gap=fold_gap(cfg, frame), seed=cfg.seed
-    )
+    gap = fold_gap(cfg.gap, frame.layout.n_days)
+    return make_folds(scheme, frame.state, order, k=cfg.folds, gap=gap, seed=cfg.seed)
 
 
 def fold_frame(
-    cfg: CovidConfig, frame: CovidFrame, scheme: str, fold: Fold, full: CovidFrame, timeline: object
+    cfg: CovidConfig,
+    frame: CovidFrame,
+    scheme: str,
+    fold: Fold,
+    full: CovidFrame,
+    timeline: Timeline | None,
 ) -> CovidFrame:
     """The training file with each row's history features as that row sees them in ``fold``.
 
@@ -92,13 +90,13 @@ def fold_frame(
     spec = cfg.history.spec()
     if spec is None or scheme != "blocked":
         return full
-    hidden = with_history(frame, spec, timeline=timeline, hide_rows=fold.val)  # type: ignore[arg-type]
+    hidden = with_history(frame, spec, timeline=timeline, hide_rows=fold.val)
     x = hidden.X.copy()
     x.iloc[fold.val] = full.X.iloc[fold.val].to_numpy()
     return dataclasses.replace(full, X=x)
 
 
-def prepare(cfg: CovidConfig, frame: CovidFrame) -> tuple[CovidFrame, object]:
+def prepare(cfg: CovidConfig, frame: CovidFrame) -> tuple[CovidFrame, Timeline | None]:
     """The training frame with history features from the whole file, and its timeline."""
     spec = cfg.history.spec()
     if spec is None:
@@ -120,18 +118,19 @@ def cross_validate(
     Args:
         cfg: the task settings.
         frame: the training file (without history columns; they are built here).
-        order: each row's time position within its state (:func:`trainlab.data.covid.time_order`).
+        order: each row's time position within its state (:func:`trainlab.covid.series.time_order`).
         scheme: ``blocked``, ``random`` or ``course``.
         keep_members: keep the trained networks (the ensemble) and their histories.
         log: called with one progress line per fold.
+
+    Returns:
+        The out-of-fold predictions and per-fold MSE of the model and of every reference.
     """
     assert frame.y is not None
     t0 = time.perf_counter()
     folds = scheme_folds(cfg, frame, order, scheme)
     full, timeline = prepare(cfg, frame)
-    hist = history_columns(cfg)
     y = frame.y
-    state = frame.state
     names = ("model", "mean", "persistence", "ridge", "ridge_no_history")
     oof = {k: np.full(len(frame), np.nan) for k in names}
     fold_mse: dict[str, list[float]] = {k: [] for k in names}
@@ -144,24 +143,14 @@ def cross_validate(
         history, fallback = fit_tiers(cfg, ff, fold.train, fold.val, fold.name, curves=keep_members)
         if keep_members:
             result.members.extend(history + fallback)
-        val = rows_of(ff, fold.val)
+        val = subset(ff, fold.val)
         oof["model"][fold.val], used[fold.val] = tiered_predict(history, fallback, val)
         oof["mean"][fold.val] = y[fold.train].mean()
         oof["persistence"][fold.val] = frame.persistence()[fold.val]
-        r_fb, g_fb = fit_ridge(cfg.fallback_config(), ff, state, order, fold.train)
-        oof["ridge_no_history"][fold.val] = r_fb.predict(val)
-        if history:
-            has = history_mask(ff, hist)
-            tr_h = fold.train[has[fold.train]]
-            r_h, g_h = fit_ridge(cfg, ff, state, order, tr_h, extra=hist)
-            oof["ridge"][fold.val] = tiered_predict([r_h], [r_fb], val)[0]
-            grid = [tiered_predict([a], [b], val)[0] for a, b in zip(g_h, g_fb)]
-            result.ridge_alphas.append(r_h.alpha)
-        else:
-            oof["ridge"][fold.val] = oof["ridge_no_history"][fold.val]
-            grid = [g.predict(val) for g in g_fb]
-            result.ridge_alphas.append(r_fb.alpha)
-        ridge_grid[:, fold.val] = np.stack(grid)
+        ridge, no_history, grid, alpha = _ridge_fold(cfg, ff, order, fold, val, bool(history))
+        oof["ridge"][fold.val], oof["ridge_no_history"][fold.val] = ridge, no_history
+        ridge_grid[:, fold.val] = grid
+        result.ridge_alphas.append(alpha)
         for k in names:
             fold_mse[k].append(float(np.mean((oof[k][fold.val] - y[fold.val]) ** 2)))
         if log is not None:
@@ -171,49 +160,58 @@ def cross_validate(
                 f"({len(fold.train)} train / {len(fold.val)} val rows, "
                 f"{int(used[fold.val].sum())} with history, {time.perf_counter() - tf:.1f} s)"
             )
-    # The reference an honest comparison needs: the network's settings were chosen on these very
-    # folds, so give ridge the same advantage (its alpha picked by the outer validation MSE).
-    ok = ~np.isnan(ridge_grid[0])
-    best = int(np.argmin(((ridge_grid[:, ok] - y[ok]) ** 2).mean(axis=1)))
-    oof["ridge_tuned"] = ridge_grid[best]
-    fold_mse["ridge_tuned"] = [
-        float(np.mean((ridge_grid[best, f.val] - y[f.val]) ** 2)) for f in folds
-    ]
-    result.ridge_tuned_alpha = cfg.ridge_alphas[best]
+    _tune_ridge(result, ridge_grid, y, cfg.ridge_alphas)
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def holdout_problem(state: np.ndarray, rows: int, gap: int) -> str | None:
-    """Why the later-days simulation cannot run on these rows (None: it can)."""
-    counts = np.bincount(state)
-    counts = counts[counts > 0]
-    if len(counts) and counts.min() < rows + gap + 2:
-        return (
-            f"it needs at least {rows + gap + 2} windows per state ({rows} held out, {gap} "
-            f"dropped, 2 to train on); the smallest state has {int(counts.min())}"
-        )
-    return None
+def _ridge_fold(
+    cfg: CovidConfig,
+    frame: CovidFrame,
+    order: np.ndarray,
+    fold: Fold,
+    val: CovidFrame,
+    with_history: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The ridge references on one fold, in the model's tiers.
 
-
-def holdout_split(
-    order: np.ndarray, state: np.ndarray, rows: int, gap: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each state's last ``rows`` windows (in time order) and the windows before its last
-    ``rows + gap`` (the training part); the ``gap`` windows between are dropped.
+    Args:
+        cfg: the task settings.
+        frame: the training file with the fold's history features (:func:`fold_frame`).
+        order: each row's time position within its state.
+        fold: the split.
+        val: the fold's validation rows of ``frame``.
+        with_history: whether the model has a history tier on this fold.
 
     Returns:
-        (training row indices, held-out row indices), both sorted.
+        Validation predictions of ridge (alpha by inner CV) and of ridge without history,
+        ``(len(ridge_alphas), N_val)`` predictions of every alpha of the grid, and the alpha chosen.
     """
-    train_parts, hold_parts = [], []
-    for s in np.unique(state):
-        idx = np.flatnonzero(state == s)
-        idx = idx[np.argsort(order[idx], kind="stable")]
-        if len(idx) < rows + gap + 2:
-            raise ConfigError(
-                f"the later-days simulation needs at least {rows + gap + 2} windows per state; "
-                f"state {int(s)} has {len(idx)} (set a smaller holdout_rows)"
-            )
-        hold_parts.append(idx[-rows:])
-        train_parts.append(idx[: len(idx) - rows - gap])
-    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(hold_parts))
+    state = frame.state
+    r_fb, g_fb = fit_ridge(cfg.fallback_config(), frame, state, order, fold.train)
+    no_history = r_fb.predict(val)
+    if not with_history:
+        return no_history, no_history, np.stack([g.predict(val) for g in g_fb]), r_fb.alpha
+    hist = history_columns(cfg)
+    has = history_mask(frame, hist)
+    r_h, g_h = fit_ridge(cfg, frame, state, order, fold.train[has[fold.train]], extra=hist)
+    ridge = tiered_predict([r_h], [r_fb], val)[0]
+    grid = np.stack([tiered_predict([a], [b], val)[0] for a, b in zip(g_h, g_fb)])
+    return ridge, no_history, grid, r_h.alpha
+
+
+def _tune_ridge(
+    result: SchemeResult, ridge_grid: np.ndarray, y: np.ndarray, alphas: list[float]
+) -> None:
+    """Add ``ridge_tuned``: the grid's alpha with the lowest pooled out-of-fold MSE.
+
+    The reference an honest comparison needs: the network's settings were chosen on these very
+    folds, so ridge gets the same advantage (its alpha picked by the outer validation MSE).
+    """
+    ok = ~np.isnan(ridge_grid[0])
+    best = int(np.argmin(((ridge_grid[:, ok] - y[ok]) ** 2).mean(axis=1)))
+    result.oof["ridge_tuned"] = ridge_grid[best]
+    result.fold_mse["ridge_tuned"] = [
+        float(np.mean((ridge_grid[best, f.val] - y[f.val]) ** 2)) for f in result.folds
+    ]
+    result.ridge_tuned_alpha = alphas[best]

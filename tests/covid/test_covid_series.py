@@ -10,17 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainlab.data._covid_history import noise_estimate
-from trainlab.data.covid import (
-    LAYOUTS,
-    TARGET_FEATURE,
-    CovidFrame,
+from trainlab.covid._synth import synthetic_covid
+from trainlab.covid.files import LAYOUTS, TARGET_FEATURE, CovidFrame, load_covid_dir
+from trainlab.covid.series import (
     HistorySpec,
     SeriesTails,
     build_timeline,
     chain_rows,
     history_features,
-    load_covid_dir,
+    noise_estimate,
     time_order,
     with_history,
 )
@@ -103,6 +101,24 @@ def test_chaining_rebuilds_every_state_series_from_shuffled_rows(layout: str) ->
     # time_order is the same chaining
     np.testing.assert_array_equal(time_order(frame), starts)
     assert sum(len(c) for c in chain_rows(frame)) == len(frame)
+
+
+def test_time_order_recovers_shuffled_windows(tmp_path: Path) -> None:
+    synthetic_covid(tmp_path, n_states=5, train_windows=15, test_windows=4, seed=3)
+    train, _ = load_covid_dir(tmp_path)
+    truth = time_order(train)
+    # the generated training file is in time order within each state
+    for s in np.unique(train.state):
+        np.testing.assert_array_equal(truth[train.state == s], np.arange(15))
+    perm = np.random.default_rng(0).permutation(len(train))
+    shuffled = type(train)(
+        train.path,
+        train.layout,
+        train.ids[perm],
+        train.X.iloc[perm].reset_index(drop=True),
+        train.y[perm],
+    )
+    np.testing.assert_array_equal(time_order(shuffled), truth[perm])
 
 
 def test_history_features_equal_a_direct_computation() -> None:

@@ -10,15 +10,17 @@ stopping after 200 epochs without improvement on the every-10th-row split, no hi
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainlab.config import from_dict, read_mapping, to_dict
-from trainlab.data._covid_folds import FOLD_SCHEMES
-from trainlab.data._covid_history import HistorySpec
+from trainlab.covid.folds import FOLD_SCHEMES
+from trainlab.covid.model import LOSSES
+from trainlab.covid.series import HistorySpec
 from trainlab.errors import ConfigError
-from trainlab.tasks._covid_model import LOSSES
+from trainlab.registry import Registry
 from trainlab.train import TrainConfig
 
 
@@ -35,7 +37,7 @@ class ModelConfig:
 
 @dataclass
 class HistoryConfig:
-    """History features rebuilt from earlier days of each state (:mod:`trainlab.data.covid`).
+    """History features rebuilt from earlier days of each state (:mod:`trainlab.covid.series`).
 
     Rows with every history feature defined are predicted by networks trained on the row's
     features plus these; the others (too early in a series, or windows unconnected to any
@@ -198,6 +200,15 @@ TIER_KEYS = (
 )
 
 
+#: name -> a factory of a fresh :class:`CovidConfig` (``--preset`` choices).
+PRESETS: Registry[Callable[[], CovidConfig]] = Registry("preset")
+#: the preset a run starts from when neither the command line nor the file names one.
+DEFAULT_PRESET = "default"
+
+
+@PRESETS.register(
+    "sample", "the course's sample code: 93-64-1 ReLU, SGD momentum, every-10th-row split"
+)
 def _sample() -> CovidConfig:
     return CovidConfig(
         features="all",
@@ -223,6 +234,11 @@ def _sample() -> CovidConfig:
     )
 
 
+@PRESETS.register(
+    "default",
+    "the best setting found with blocked cross-validation: a linear layer on rows with "
+    "history, a 14-16-1 MLP on the others",
+)
 def _default() -> CovidConfig:
     # Rows with history: the signal is linear once the earlier days are known (no hidden layer,
     # width, activation or penalty did better on blocked folds; see configs/covid_default.toml),
@@ -245,24 +261,9 @@ def _default() -> CovidConfig:
     )
 
 
-PRESETS = {
-    "default": (
-        _default,
-        "the best setting found with blocked cross-validation: a linear layer on rows with "
-        "history, a 14-16-1 MLP on the others",
-    ),
-    "sample": (
-        _sample,
-        "the course's sample code: 93-64-1 ReLU, SGD momentum, every-10th-row split",
-    ),
-}
-
-
 def preset(name: str) -> CovidConfig:
-    """A fresh copy of the preset ``name`` (``default`` or ``sample``)."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[name][0]()
+    """A fresh copy of the preset ``name`` (one of ``PRESETS.names()``)."""
+    return PRESETS.get(name)()
 
 
 def load_covid_config(
@@ -271,7 +272,7 @@ def load_covid_config(
     seed: int | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> CovidConfig:
-    """The preset (``default`` if none), updated from a TOML/JSON file, then from ``seed``.
+    """The preset (:data:`DEFAULT_PRESET` if none), updated from a TOML/JSON file, then from ``seed``.
 
     Tables in the file (``[model]``, ``[train]``, ``[history]``, ``[fallback]`` and the tables
     inside it) update the preset's tables key by key, so a file may set only ``train.epochs``. A
@@ -284,7 +285,7 @@ def load_covid_config(
         overrides: further settings (nested tables merge like the file's).
     """
     data: dict[str, Any] = read_mapping(path) if path is not None else {}
-    base_name = preset_name or data.pop("preset", None) or "default"
+    base_name = preset_name or data.pop("preset", None) or DEFAULT_PRESET
     data.pop("preset", None)
     if not isinstance(base_name, str):
         raise ConfigError(f"{path}: preset must be a name")

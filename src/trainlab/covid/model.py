@@ -9,21 +9,12 @@ matrices (biases and normalisation parameters are not penalised), added to the t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
 from trainlab.errors import ConfigError
-from trainlab.registry import Registry
-
-ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
-ACTIVATIONS.register("relu", "max(0, x)")(nn.ReLU)
-ACTIVATIONS.register("leaky_relu", "max(0.01 x, x)")(nn.LeakyReLU)
-ACTIVATIONS.register("gelu", "x * Phi(x)")(nn.GELU)
-ACTIVATIONS.register("silu", "x * sigmoid(x)")(nn.SiLU)
-ACTIVATIONS.register("elu", "x if x > 0 else exp(x) - 1")(nn.ELU)
-ACTIVATIONS.register("tanh", "tanh(x)")(nn.Tanh)
-ACTIVATIONS.register("sigmoid", "1 / (1 + exp(-x))")(nn.Sigmoid)
+from trainlab.nn.mlp import mlp
 
 LOSSES = ("mse", "huber", "l1")
 
@@ -34,7 +25,7 @@ class CovidMLP(nn.Module):
     Args:
         n_inputs: number of input features.
         widths: hidden layer widths; empty means a linear model.
-        activation: a name in :data:`ACTIVATIONS`.
+        activation: a name in :data:`trainlab.nn.mlp.ACTIVATIONS`.
         batch_norm: BatchNorm1d after each hidden Linear (before the activation).
         dropout: dropout probability after each hidden activation.
         linear_skip: add ``Linear(n_inputs, 1)`` of the inputs to the output.
@@ -43,7 +34,7 @@ class CovidMLP(nn.Module):
     def __init__(
         self,
         n_inputs: int,
-        widths: list[int] | tuple[int, ...] = (64,),
+        widths: Sequence[int] = (64,),
         activation: str = "relu",
         batch_norm: bool = False,
         dropout: float = 0.0,
@@ -54,19 +45,7 @@ class CovidMLP(nn.Module):
             raise ConfigError(f"model.dropout must be in [0, 1), got {dropout}")
         if any(w < 1 for w in widths):
             raise ConfigError(f"model.widths must be positive, got {list(widths)}")
-        make_act = ACTIVATIONS.get(activation)
-        layers: list[nn.Module] = []
-        width = n_inputs
-        for w in widths:
-            layers.append(nn.Linear(width, w))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(w))
-            layers.append(make_act())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = w
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(n_inputs, widths, 1, activation, batch_norm=batch_norm, dropout=dropout)
         self.skip = nn.Linear(n_inputs, 1, bias=False) if linear_skip else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -134,9 +113,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def describe(
-    model: CovidMLP, n_inputs: int, widths: list[int] | tuple[int, ...], activation: str
-) -> str:
+def describe(model: CovidMLP, n_inputs: int, widths: Sequence[int], activation: str) -> str:
     """``MLP 14-16-1 (gelu, 257 parameters)``-style summary (``linear 23-1 (...)`` without
     hidden layers)."""
     dims = "-".join(str(d) for d in (n_inputs, *widths, 1))

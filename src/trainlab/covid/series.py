@@ -39,15 +39,15 @@ reading days after its own; it is not done.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from trainlab._io import atomic_write_with
-from trainlab.data._covid_layout import TARGET_FEATURE, day_column
+from trainlab.covid.files import TARGET_FEATURE, CovidFrame, CovidLayout, day_column
 from trainlab.errors import DataError
 
 HISTORY_PREFIX = "hist_"
@@ -91,7 +91,7 @@ def is_history_column(name: str) -> bool:
     return name.startswith(HISTORY_PREFIX)
 
 
-def day_values(frame: Any) -> np.ndarray:
+def day_values(frame: CovidFrame) -> np.ndarray:
     """(N, D, F) every feature of every day of each row (``layout.features`` order); the last
     day's tested_positive is the target where the frame has one, NaN otherwise."""
     layout = frame.layout
@@ -108,11 +108,11 @@ def day_values(frame: Any) -> np.ndarray:
     return out
 
 
-def _survey_index(layout: Any) -> list[int]:
+def _survey_index(layout: CovidLayout) -> list[int]:
     return [k for k, f in enumerate(layout.features) if f != TARGET_FEATURE]
 
 
-def chain_rows(frame: Any, days: np.ndarray | None = None) -> list[np.ndarray]:
+def chain_rows(frame: CovidFrame, days: np.ndarray | None = None) -> list[np.ndarray]:
     """Rows chained through their exact overlap: a list of row-index arrays in time order.
 
     Row j follows row i when days 2..D of i equal days 1..D-1 of j (survey features, which the
@@ -121,7 +121,7 @@ def chain_rows(frame: Any, days: np.ndarray | None = None) -> list[np.ndarray]:
     their first row in the file.
 
     Args:
-        frame: a :class:`~trainlab.data.covid.CovidFrame`.
+        frame: a training or test frame.
         days: :func:`day_values` of the frame, if already computed.
 
     Returns:
@@ -252,12 +252,12 @@ def step_scale(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
 
 
-def build_timeline(frame: Any, tails: SeriesTails | None = None) -> Timeline:
+def build_timeline(frame: CovidFrame, tails: SeriesTails | None = None) -> Timeline:
     """Chain the rows of ``frame`` and attach each chain to the stored training days if it
     continues them.
 
     Args:
-        frame: a :class:`~trainlab.data.covid.CovidFrame` (training or test layout).
+        frame: a training or test frame.
         tails: the training series' last days (prediction time), or None.
 
     Returns:
@@ -389,3 +389,47 @@ def noise_estimate(g: np.ndarray, weeks: int) -> np.ndarray:
     w = np.where(avail, (m[:, None] + 1 - j) / (m[:, None] + 1), 0.0)
     out = (w * np.nan_to_num(e)).sum(axis=1)
     return np.where(m > 0, out, np.nan)
+
+
+def with_history(
+    frame: CovidFrame,
+    spec: HistorySpec,
+    timeline: Timeline | None = None,
+    tails: SeriesTails | None = None,
+    hide_rows: np.ndarray | None = None,
+) -> CovidFrame:
+    """A copy of ``frame`` whose inputs also hold the history features of ``spec``.
+
+    Args:
+        frame: a training or test frame.
+        spec: which history features (:class:`HistorySpec`).
+        timeline: the rows on their day axes; None builds it from ``frame`` (and ``tails``).
+        tails: the stored end of the training series (prediction time), or None.
+        hide_rows: rows whose days the features must not read (see :func:`history_features`).
+
+    Returns:
+        The frame with ``hist_*`` columns appended (NaN where a row lacks the days they need).
+    """
+    timeline = build_timeline(frame, tails) if timeline is None else timeline
+    tp = frame.layout.features.index(TARGET_FEATURE)
+    hist = history_features(timeline, spec, tp, hide_rows)
+    base = frame.X[[c for c in frame.X.columns if not is_history_column(c)]]
+    return dataclasses.replace(frame, X=pd.concat([base.reset_index(drop=True), hist], axis=1))
+
+
+def time_order(frame: CovidFrame) -> np.ndarray:
+    """(N,) each row's position in its state's sequence of windows (0 = earliest).
+
+    Consecutive windows of a state overlap: days 2..D of one row are days 1..D-1 of the next.
+    Rows are chained through that overlap (:func:`chain_rows`, so a shuffled file is ordered too);
+    rows that chain to nothing, or files without overlaps, fall back to file order within the
+    state. Chains of the same state are placed in the order of their first row in the file.
+    """
+    order = np.empty(len(frame), dtype=np.int64)
+    next_pos: dict[int, int] = {}
+    for chain in chain_rows(frame):
+        s = int(frame.state[chain[0]])
+        pos = next_pos.get(s, 0)
+        order[chain] = pos + np.arange(len(chain))
+        next_pos[s] = pos + len(chain)
+    return order
