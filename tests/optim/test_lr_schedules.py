@@ -141,3 +141,17 @@ def test_bad_settings_raise_config_error(name: str, kwargs: dict[str, float]) ->
         create_scheduler(name, opt, 100, **kwargs)
     with pytest.raises(ConfigError, match="total_steps"):
         create_scheduler(name, opt, 0)
+
+
+def test_unknown_schedule_is_an_error_listing_the_known_names() -> None:
+    from trainlab.train import TrainConfig
+
+    p = torch.zeros(2, requires_grad=True)
+    opt = create_optimizer("sgd", [p], lr=0.1)
+    with pytest.raises(ConfigError, match="unknown schedule 'cosin'; choose one of: ") as e:
+        create_scheduler("cosin", opt, TOTAL)
+    assert all(name in str(e.value) for name in list_schedulers())
+    with pytest.raises(ConfigError, match="unknown schedule"):
+        schedule_factors("cosin", TOTAL)
+    with pytest.raises(ConfigError, match="^scheduler: unknown schedule 'cosin'"):
+        TrainConfig(scheduler="cosin")

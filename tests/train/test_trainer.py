@@ -221,7 +221,7 @@ def test_checkpoint_round_trip_and_corrupt_file(tmp_path):
     torch.testing.assert_close(predict(clone, x), predict(model, x))
     bad = tmp_path / "bad.pt"
     bad.write_bytes((tmp_path / "checkpoints" / "last.pt").read_bytes()[:100])
-    with pytest.raises(TrainlabError, match="bad.pt: not a readable checkpoint"):
+    with pytest.raises(TrainlabError, match=r"bad.pt: corrupt checkpoint"):
         load_checkpoint(bad)
     with pytest.raises(TrainlabError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")

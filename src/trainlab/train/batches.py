@@ -1,21 +1,30 @@
-"""Turn training data into batches without per-sample Python work.
+"""Turn training data into batches without per-sample Python work, once per epoch.
 
 In-memory arrays (tensors, NumPy arrays, memory-mapped ``.npy`` files) are batched by indexing with
 a block of shuffled row indices, so a batch costs one gather instead of ``batch_size`` calls to a
 ``Dataset``. Memory-mapped arrays are read batch by batch and never copied whole. Anything else that
-yields ``(inputs, targets)`` batches is passed through unchanged.
+yields ``(inputs, targets)`` batches is passed through unchanged, and a zero-argument callable is
+called once per epoch for a fresh iterable.
+
+Every epoch iterates the batches again, so a one-shot iterator (a generator: ``iter(x) is x``) can
+feed a single epoch only; :func:`epoch_batches` refuses it for more. A per-step learning-rate
+schedule must know the run's length: :func:`steps_per_epoch` takes ``len()`` when the batches have
+one, else the ``steps_per_epoch`` setting, else counts one pass over a re-iterable before training
+(cheap for in-memory data; set ``steps_per_epoch`` for a stream that is slow to read).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from trainlab.errors import TrainlabError
+from trainlab.errors import ConfigError, TrainlabError
 
 
 class ArrayBatches:
@@ -70,17 +79,124 @@ class ArrayBatches:
                 yield tuple(_take(a, idx) for a in self.arrays)
 
 
+class FreshBatches:
+    """A re-iterable over ``factory()``: each pass (each epoch) calls it for a new iterable.
+
+    Args:
+        factory: a zero-argument callable returning an iterable of batches or ``(X, y)`` arrays.
+        batch_size, shuffle, generator: as for :class:`ArrayBatches`, when it returns arrays.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Any],
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.factory = factory
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[Any]:
+        data = self.factory()
+        if not isinstance(data, Iterable):
+            raise TrainlabError(
+                f"the batch factory returned {type(data).__name__}, not an iterable of batches"
+            )
+        return iter(as_batches(data, self.batch_size, self.shuffle, self.generator))
+
+
 def as_batches(
     data: Any, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
 ) -> Iterable[Any]:
-    """``(X, y)`` arrays become :class:`ArrayBatches`; any other iterable of batches is returned."""
+    """Batches of ``data``, however it comes.
+
+    Args:
+        data: ``(X, y, ...)`` arrays (become :class:`ArrayBatches`), an iterable of
+            ``(inputs, targets)`` batches (returned as it is), or a zero-argument callable
+            returning either, called once per pass (becomes :class:`FreshBatches`).
+        batch_size, shuffle, generator: as for :class:`ArrayBatches`.
+
+    Returns:
+        An iterable of batches.
+    """
     if isinstance(data, (tuple, list)) and data and all(_is_array(a) for a in data):
         return ArrayBatches(data, batch_size, shuffle=shuffle, generator=generator)
     if isinstance(data, Iterable):
         return data
+    if callable(data):
+        return FreshBatches(data, batch_size, shuffle=shuffle, generator=generator)
     raise TrainlabError(
-        f"training data must be a tuple of arrays (X, y) or an iterable of batches, got {type(data).__name__}"
+        "training data must be a tuple of arrays (X, y), an iterable of batches or a callable "
+        f"returning one, got {type(data).__name__}"
     )
+
+
+def epoch_batches(
+    data: Any,
+    batch_size: int,
+    epochs: int,
+    what: str = "training data",
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+) -> Iterable[Any]:
+    """:func:`as_batches`, refusing a one-shot iterator that would have to feed several epochs.
+
+    Args:
+        data: as for :func:`as_batches`.
+        batch_size, shuffle, generator: as for :class:`ArrayBatches`.
+        epochs: how many times the batches will be iterated.
+        what: names the data in the error message.
+
+    Raises:
+        ConfigError: ``data`` is an iterator (``iter(data) is data``) and ``epochs > 1``.
+    """
+    if epochs > 1 and isinstance(data, Iterator):
+        raise ConfigError(
+            f"{what} is a one-shot iterator (a generator?) that would be empty after the first of "
+            f"{epochs} epochs; pass a re-iterable (a list, a DataLoader) or a zero-argument "
+            "callable that returns a fresh iterable of batches for each epoch"
+        )
+    return as_batches(data, batch_size, shuffle=shuffle, generator=generator)
+
+
+def steps_per_epoch(batches: Iterable[Any], declared: int | None = None) -> int:
+    """Batches per epoch: ``len(batches)``, else ``declared``, else one counting pass.
+
+    The counting pass leaves Python's, NumPy's and PyTorch's global random generators as it found
+    them, so a run that counts draws the same numbers as one that need not.
+
+    Args:
+        batches: what :func:`epoch_batches` returned.
+        declared: the ``steps_per_epoch`` setting, or ``None``.
+
+    Raises:
+        ConfigError: ``declared`` contradicts ``len(batches)``, or the batches are a one-shot
+            iterator without ``len()`` and nothing was declared (counting would consume them).
+        TrainlabError: the batches are empty.
+    """
+    n = _length(batches)
+    if n is not None:
+        if declared is not None and declared != n:
+            raise ConfigError(
+                f"steps_per_epoch is {declared} but the training data has {n} batches"
+            )
+    elif declared is not None:
+        n = declared
+    elif isinstance(batches, Iterator):
+        raise ConfigError(
+            "steps_per_epoch: the training data is a one-shot iterator without len(), so the "
+            "learning-rate schedule's length is unknown; set steps_per_epoch, or pass a list or "
+            "a callable returning a fresh iterable"
+        )
+    else:
+        with _global_rng_kept():
+            n = sum(1 for _ in batches)
+    if n < 1:
+        raise TrainlabError("the training data yields no batches")
+    return n
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
@@ -92,6 +208,25 @@ def to_device(obj: Any, device: torch.device) -> Any:
     if isinstance(obj, dict):
         return {k: to_device(v, device) for k, v in obj.items()}
     return obj
+
+
+def _length(batches: Iterable[Any]) -> int | None:
+    try:
+        return len(batches)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+@contextmanager
+def _global_rng_kept() -> Iterator[None]:
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 def _is_array(a: Any) -> bool:

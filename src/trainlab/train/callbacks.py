@@ -1,17 +1,24 @@
-"""Hooks into the training loop, and the loop's state that they see.
+"""The one interface through which anything attaches to the training loop, and the state it sees.
 
-Logging, early stopping and checkpoints attach to the loop instead of living inside it, so the loop
-itself stays forward -> loss -> zero_grad -> backward -> clip -> step (minGPT's ``trainer.py``).
+Early stopping, checkpoints, history files, progress output and plots are callbacks, like any
+user's, so the loop itself stays forward -> loss -> zero_grad -> backward -> clip -> step (minGPT's
+``trainer.py``). The events, in the order a run raises them::
+
+    on_fit_start
+    per epoch:  on_epoch_start
+                per step: on_after_backward -> (clip, optimizer.step, scheduler.step) -> on_step_end
+                on_epoch_end(record)
+    on_fit_end                      (or on_exception when anything above raised)
 """
 
 from __future__ import annotations
 
-import copy
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from trainlab.train.config import TrainConfig
 from trainlab.train.history import History
@@ -19,16 +26,37 @@ from trainlab.train.history import History
 
 @dataclass
 class TrainState:
-    """What callbacks can read (and ``stop``, which they may set)."""
+    """What callbacks can read (and ``stop``, which they may set to end the run after this epoch).
+
+    Attributes:
+        model, optimizer, scheduler, config, history: the run's objects.
+        epoch: epochs finished.
+        step: optimisation steps taken (the current step is ``step + 1`` until it is taken).
+        stop: set to end training after the current epoch.
+        device: where the model and batches live.
+        steps_per_epoch: optimisation steps per epoch, as the schedule was built for.
+        total_steps: ``config.epochs * steps_per_epoch``, the schedule's length.
+        batch_index: 1-based position of the current batch in its epoch.
+        loss: the current step's loss (detached, on ``device``; ``.item()`` only when needed, it
+            waits for the device).
+        batch_size: rows in the current batch (the last one of an epoch may be smaller).
+        extra: free room for callbacks to share values.
+    """
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
     config: TrainConfig
     history: History
-    epoch: int = 0  # epochs finished
-    step: int = 0  # optimisation steps taken
+    epoch: int = 0
+    step: int = 0
     stop: bool = False
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    steps_per_epoch: int = 0
+    total_steps: int = 0
+    batch_index: int = 0
+    loss: Tensor | None = None
+    batch_size: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -38,73 +66,84 @@ class Callback:
     def on_fit_start(self, state: TrainState) -> None:
         """Before the first epoch (after a resume has restored the state)."""
 
+    def on_epoch_start(self, state: TrainState) -> None:
+        """Before the first batch of epoch ``state.epoch + 1``."""
+
+    def on_after_backward(self, state: TrainState) -> None:
+        """Gradients are in ``.grad``, not yet clipped or applied; ``state.loss`` and
+        ``state.batch_size`` describe this step."""
+
+    def on_step_end(self, state: TrainState) -> None:
+        """After ``optimizer.step()`` and ``scheduler.step()``; ``state.step`` counts this step."""
+
     def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:
-        """After each epoch's record is complete (validation included)."""
+        """After each epoch's record is complete (validation included) and appended to the
+        history; ``record`` is the dict the progress output and later callbacks see."""
 
     def on_fit_end(self, state: TrainState) -> None:
         """After the last epoch, before the best weights are restored."""
 
+    def on_exception(self, state: TrainState, error: BaseException) -> None:
+        """Training raised ``error`` (a diverged loss, a Ctrl-C, a failing callback); it is
+        re-raised after every callback has seen it. ``state.loss`` is the last loss computed."""
 
-class EarlyStopping:
-    """Track the best value of ``monitor``; keep a copy of the best weights; say when to stop.
 
-    Args:
-        monitor: the history key to watch.
-        mode: ``min`` or ``max``.
-        patience: epochs without improvement before stopping (``None``: never stop).
-        min_delta: the least change that counts as an improvement.
+HOOKS = (
+    "on_fit_start",
+    "on_epoch_start",
+    "on_after_backward",
+    "on_step_end",
+    "on_epoch_end",
+    "on_fit_end",
+    "on_exception",
+)
+
+
+class CallbackList:
+    """Calls each hook on every callback, in order, skipping those that leave it as the default.
+
+    Callbacks need not subclass :class:`Callback`; a missing hook is skipped. Skipping the
+    defaults keeps the two per-step events free for callbacks that do not use them.
     """
 
-    def __init__(
-        self, monitor: str, mode: str, patience: int | None, min_delta: float = 0.0
-    ) -> None:
-        self.monitor = monitor
-        self.mode = mode
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
-        self.bad_epochs = 0
-        self.best_weights: dict[str, torch.Tensor] | None = None
+    def __init__(self, callbacks: Sequence[Any]) -> None:
+        self.callbacks = list(callbacks)
+        self._hooks = {name: _implementations(self.callbacks, name) for name in HOOKS}
 
-    def improved(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best_value is None:
-            return True
-        if self.mode == "min":
-            return value < self.best_value - self.min_delta
-        return value > self.best_value + self.min_delta
+    def on_fit_start(self, state: TrainState) -> None:
+        for fn in self._hooks["on_fit_start"]:
+            fn(state)
 
-    def update(self, epoch: int, record: dict[str, float], model: torch.nn.Module) -> bool:
-        """Record ``epoch``; return True when it is the new best."""
-        if self.monitor not in record:
-            raise KeyError(
-                f"cannot monitor {self.monitor!r}: the epoch record holds {', '.join(record)}"
-            )
-        value = float(record[self.monitor])
-        if self.improved(value):
-            self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
-            self.best_weights = copy.deepcopy(model.state_dict())
-            return True
-        self.bad_epochs += 1
-        return False
+    def on_epoch_start(self, state: TrainState) -> None:
+        for fn in self._hooks["on_epoch_start"]:
+            fn(state)
 
-    @property
-    def should_stop(self) -> bool:
-        return self.patience is not None and self.bad_epochs >= self.patience
+    def on_after_backward(self, state: TrainState) -> None:
+        for fn in self._hooks["on_after_backward"]:
+            fn(state)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "best_value": self.best_value,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-        }
+    def on_step_end(self, state: TrainState) -> None:
+        for fn in self._hooks["on_step_end"]:
+            fn(state)
 
-    def load_state_dict(
-        self, state: dict[str, Any], best_weights: dict[str, torch.Tensor] | None
-    ) -> None:
-        self.best_value = state["best_value"]
-        self.best_epoch = state["best_epoch"]
-        self.bad_epochs = state["bad_epochs"]
-        self.best_weights = best_weights
+    def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:
+        for fn in self._hooks["on_epoch_end"]:
+            fn(state, record)
+
+    def on_fit_end(self, state: TrainState) -> None:
+        for fn in self._hooks["on_fit_end"]:
+            fn(state)
+
+    def on_exception(self, state: TrainState, error: BaseException) -> None:
+        for fn in self._hooks["on_exception"]:
+            fn(state, error)
+
+
+def _implementations(callbacks: Sequence[Any], name: str) -> list[Any]:
+    default = getattr(Callback, name)
+    found = []
+    for cb in callbacks:
+        fn = getattr(cb, name, None)
+        if fn is not None and getattr(fn, "__func__", None) is not default:
+            found.append(fn)
+    return found

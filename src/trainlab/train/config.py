@@ -1,9 +1,12 @@
-"""The Trainer's settings: one typed dataclass, saved beside every run's outputs."""
+"""The Trainer's settings: one typed dataclass, checked when built, saved beside every run's outputs."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from trainlab.errors import ConfigError
 
 
 @dataclass
@@ -17,6 +20,9 @@ class TrainConfig:
         optimizer_kwargs: passed to the optimizer (``lr``, ``betas``, ``momentum``, ...).
         scheduler: a name from :func:`trainlab.optim.list_schedulers`; stepped once per step.
         scheduler_kwargs: passed to the schedule (``warmup_steps``, ...).
+        steps_per_epoch: batches per epoch, which a per-step schedule needs to know the run's
+            length, for training data without ``len()`` (``None``: use ``len()``, else count one
+            pass over the data before training; a one-shot iterator cannot be counted).
         weight_decay: L2 penalty handed to the optimizer as ``weight_decay`` when > 0.
         grad_clip: clip the global gradient norm to this value (``None``: no clipping).
         seed: seeds initialisation-independent randomness (shuffling, dropout).
@@ -45,6 +51,7 @@ class TrainConfig:
     optimizer_kwargs: dict[str, Any] = field(default_factory=lambda: {"lr": 1e-3})
     scheduler: str = "constant"
     scheduler_kwargs: dict[str, Any] = field(default_factory=dict)
+    steps_per_epoch: int | None = None
     weight_decay: float = 0.0
     grad_clip: float | None = None
     seed: int = 0
@@ -66,17 +73,61 @@ class TrainConfig:
     log_every: int = 0
 
     def __post_init__(self) -> None:
-        from trainlab.errors import ConfigError
-
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        _check_counts(self)
+        _check_optimisation(self)
         if self.mode not in ("min", "max"):
             raise ConfigError(f"mode must be 'min' or 'max', got {self.mode!r}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be at least 1 (or None), got {self.patience}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ConfigError(f"grad_clip must be positive, got {self.grad_clip}")
-        if self.checkpoint_every < 1:
-            raise ConfigError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
+        if not self.min_delta >= 0:
+            raise ConfigError(f"min_delta must be >= 0, got {self.min_delta}")
+
+
+def _check_counts(cfg: TrainConfig) -> None:
+    for name in ("epochs", "batch_size", "checkpoint_every"):
+        value = getattr(cfg, name)
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    for name in ("steps_per_epoch", "eval_batch_size"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1 (or None), got {value}")
+    if cfg.log_every < 0:
+        raise ConfigError(f"log_every must be >= 0, got {cfg.log_every}")
+
+
+def _check_optimisation(cfg: TrainConfig) -> None:
+    from trainlab.optim import OPTIMIZERS, SCHEDULERS
+
+    for setting, registry, name in (
+        ("optimizer", OPTIMIZERS, cfg.optimizer),
+        ("scheduler", SCHEDULERS, cfg.scheduler),
+    ):
+        if name not in registry:
+            raise ConfigError(
+                f"{setting}: unknown {registry.kind} {name!r}; choose one of: "
+                f"{', '.join(registry.names())}"
+            )
+    lr = cfg.optimizer_kwargs.get("lr")
+    if lr is not None and not _positive(lr):
+        raise ConfigError(f"optimizer_kwargs.lr must be a positive number, got {lr!r}")
+    decays = [("weight_decay", cfg.weight_decay)]
+    if "weight_decay" in cfg.optimizer_kwargs:
+        decays.append(("optimizer_kwargs.weight_decay", cfg.optimizer_kwargs["weight_decay"]))
+    for setting, value in decays:
+        if not _number(value) or not float(value) >= 0:
+            raise ConfigError(f"{setting} must be >= 0, got {value!r}")
+    if cfg.grad_clip is not None and not _positive(cfg.grad_clip):
+        raise ConfigError(f"grad_clip must be positive (or None), got {cfg.grad_clip}")
+
+
+def _number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)
+
+
+def _positive(value: Any) -> bool:
+    return _number(value) and float(value) > 0 and math.isfinite(float(value))

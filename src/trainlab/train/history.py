@@ -88,11 +88,18 @@ class History:
 
 
 def plot_curves(histories: dict[str, History], path: str | Path, title: str | None = None) -> None:
-    """Overlay the learning curves of several runs (label -> history) in one PNG."""
-    import matplotlib
+    """Overlay the learning curves of several runs (label -> history) in one PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Losses go on the left, other validation metrics on the right. Draws on a ``Figure`` with the
+    Agg canvas, so matplotlib's backend and pyplot's state are left as they were.
+
+    Args:
+        histories: label -> history (label ``""`` for a single unlabelled run).
+        path: the PNG to write (atomically).
+        title: an optional figure title.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     metric_keys: list[str] = []
     for h in histories.values():
@@ -100,8 +107,19 @@ def plot_curves(histories: dict[str, History], path: str | Path, title: str | No
             if k.startswith("val_") and k != "val_loss" and k not in metric_keys:
                 metric_keys.append(k)
     ncols = 1 + (1 if metric_keys else 0)
-    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
-    ax = axes[0, 0]
+    fig = Figure(figsize=(6 * ncols, 4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)
+    _draw_losses(axes[0, 0], histories)
+    if metric_keys:
+        _draw_metrics(axes[0, 1], histories, metric_keys)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110))
+
+
+def _draw_losses(ax: Any, histories: dict[str, History]) -> None:
     for label, h in histories.items():
         prefix = f"{label} " if label else ""
         epochs = h["epoch"]
@@ -120,18 +138,14 @@ def plot_curves(histories: dict[str, History], path: str | Path, title: str | No
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if metric_keys:
-        ax2 = axes[0, 1]
-        for label, h in histories.items():
-            for k in metric_keys:
-                if k in h.keys():
-                    ax2.plot(h["epoch"], h[k], label=f"{label} {k}".strip())
-        ax2.set_xlabel("epoch")
-        ax2.set_ylabel("validation metric")
-        ax2.grid(alpha=0.3)
-        ax2.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110))
-    plt.close(fig)
+
+
+def _draw_metrics(ax: Any, histories: dict[str, History], keys: list[str]) -> None:
+    for label, h in histories.items():
+        for k in keys:
+            if k in h.keys():
+                ax.plot(h["epoch"], h[k], label=f"{label} {k}".strip())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation metric")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
