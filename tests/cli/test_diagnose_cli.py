@@ -183,8 +183,7 @@ def test_load_target_library(saved: Path) -> None:
 def test_diagnose_a_covid_model_trained_by_the_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("trainlab.tasks.covid", reason="the covid task is not part of this build")
-    from trainlab.data._covid_synth import synthetic_covid
+    from trainlab.covid._synth import synthetic_covid
 
     synthetic_covid(tmp_path / "data", n_states=4, train_windows=20, test_windows=5)
     out = tmp_path / "covid"
