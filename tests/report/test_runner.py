@@ -27,6 +27,9 @@ def test_one_section_writes_every_output(tmp_path):
     results = json.loads((out / "results.json").read_text())
     (sec,) = results["sections"]
     assert sec["status"] == "ok" and sec["verdict"]["text"]
+    momentum = load_section(5)
+    assert (sec["number"], sec["key"], sec["title"]) == (5, momentum.KEY, momentum.TITLE)
+    assert sec["claim"] == momentum.CLAIM and sec["numbers"]["escaped_local_minimum"] is True
     for fig in sec["figures"]:
         assert (out / fig["file"]).stat().st_size > 1000
         assert f'src="{fig["file"]}"' in (out / "index.html").read_text()
@@ -53,21 +56,25 @@ def test_same_seed_same_numbers_and_config_file_reruns_it(tmp_path):
 def test_failed_section_is_reported_and_others_still_run(tmp_path, monkeypatch, capsys):
     mod = load_section(5)
 
-    def boom(ctx, cfg):
+    def boom(ctx, cfg, measured):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(mod, "run", boom)
+    monkeypatch.setattr(mod, "render", boom)  # a failure in rendering counts like one in measuring
     unavailable = load_section(3)
 
     def missing(ctx, cfg):
         raise SectionUnavailable("trainlab.diagnose is not available")
 
-    monkeypatch.setattr(unavailable, "run", missing)
+    monkeypatch.setattr(unavailable, "measure", missing)
     cfg = ReportConfig(out=str(tmp_path), sections=[3, 5, 6], quick=True)
     outcome = run_report(cfg, {"adaptive": {"epochs": 1, "hidden": [8], "steps": 30}})
     status = {r.number: r.status for r in outcome.results}
     assert status == {3: "unavailable", 5: "failed", 6: "ok"}
     assert [r.number for r in outcome.failed] == [5]
+    for r in outcome.results:  # the common fields are filled in whatever happened
+        assert (r.key, r.title) == SECTIONS[r.number] and r.claim == load_section(r.number).CLAIM
+        assert r.config and r.rerun
+    assert not outcome.results[1].numbers and outcome.results[2].numbers
     assert "kaput" in (tmp_path / "5-momentum-error.txt").read_text()
     page = (tmp_path / "index.html").read_text()
     assert "This section failed" in page and "Not available in this build" in page

@@ -1,39 +1,30 @@
-"""Small models and helpers the report's sections share (MLPs on flattened digits)."""
+"""Training and scoring helpers the report's sections share (classifiers on the digits).
+
+The models themselves come from :mod:`trainlab.nn` (:func:`trainlab.nn.mlp.mlp`,
+:func:`trainlab.nn.lenet`); these helpers train one with the report's settings, score it on the
+training and validation images, and draw the same stratified subset for a given seed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+if TYPE_CHECKING:
+    from trainlab.report.context import SectionContext
 
-
-def mlp(
-    n_in: int,
-    hidden: Sequence[int],
-    n_out: int = 10,
-    activation: str = "relu",
-    dropout: float = 0.0,
-) -> nn.Sequential:
-    """``Linear -> act [-> Dropout]`` per hidden width, then a linear output layer."""
-    layers: list[nn.Module] = []
-    width = n_in
-    for h in hidden:
-        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = h
-    layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
+__all__ = ["cross_entropy", "fit_classifier", "loss_and_accuracy", "n_params", "scores", "subset"]
 
 
 def n_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def cross_entropy(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy of logits ``outputs`` against class indices ``targets``."""
     return nn.functional.cross_entropy(outputs, targets)
 
 
@@ -46,6 +37,47 @@ def loss_and_accuracy(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, fl
     out = torch.cat([model(xb.to(device)).cpu() for xb in x.split(2048)])
     model.train(was_training)
     return float(nn.functional.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
+
+
+def scores(
+    model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor]
+) -> dict[str, float]:
+    """``train_loss``, ``train_acc``, ``val_loss`` and ``val_acc`` of ``model``."""
+    train_loss, train_acc = loss_and_accuracy(model, *train)
+    val_loss, val_acc = loss_and_accuracy(model, *val)
+    return {
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+    }
+
+
+def fit_classifier(
+    ctx: SectionContext,
+    model: nn.Module,
+    train: Any,
+    val: tuple[Tensor, Tensor] | None = None,
+    **overrides: Any,
+) -> Any:
+    """Train ``model`` with cross-entropy and the report's seed and device.
+
+    Args:
+        ctx: the section's context (seed, device).
+        model: the classifier.
+        train: ``(x, y)`` or an iterable of batches.
+        val: ``(x, y)`` validated after every epoch (with accuracy as ``val_acc``), or ``None``.
+        overrides: :class:`trainlab.train.TrainConfig` settings (``restore_best`` is off unless
+            given).
+
+    Returns:
+        The Trainer's history.
+    """
+    from trainlab.train import accuracy, fit
+
+    tc = ctx.train_config(**{"restore_best": False, **overrides})
+    metrics: dict[str, Any] | None = {"acc": accuracy} if val is not None else None
+    return fit(model, cross_entropy, train, val, tc, metrics=metrics)
 
 
 def subset(x: Tensor, y: Tensor, n: int, seed: int) -> tuple[Tensor, Tensor]:

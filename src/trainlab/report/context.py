@@ -1,8 +1,9 @@
 """What a section gets to work with: the data, the settings, a place for figures, a logger.
 
-Sections never touch paths or seeds themselves: :class:`SectionContext` names their figures
-(``<number>-<key>-<name>.png`` beside ``index.html``), builds the Trainer's config with the report's
-seed and device, and forwards progress lines to the runner.
+Sections never touch paths or seeds themselves: :class:`SectionContext` builds the Trainer's
+config with the report's seed and device and forwards progress lines to the runner (what a
+section's measurement uses), and names and saves figures (``<number>-<key>-<name>.png`` beside
+``index.html``, what its rendering uses).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainlab._io import atomic_write_with
 from trainlab.report.config import ReportConfig
 from trainlab.report.data import ImageData
 from trainlab.report.result import Figure
@@ -76,18 +76,25 @@ class SectionContext:
         kw.update(overrides)
         return TrainConfig(**kw)
 
+    def figure_file(self, name: str) -> str:
+        """The file name of this section's figure ``name``: ``<number>-<key>-<name>.png``."""
+        return f"{self.number}-{self.key.replace('_', '-')}-{name}.png"
+
     def save_figure(self, fig: Any, name: str, caption: str, width: int = 860) -> Figure:
-        """Save a matplotlib figure as ``<number>-<key>-<name>.png`` and close it.
+        """Save a figure from :func:`trainlab.report.figures.subplots` beside ``index.html``.
+
+        Args:
+            fig: the matplotlib figure.
+            name: its short name (the file is :meth:`figure_file`).
+            caption: the caption shown under it.
+            width: display width in CSS pixels.
 
         Returns:
             The :class:`Figure` entry to put in the section's result.
         """
-        import matplotlib.pyplot as plt
+        from trainlab.report.figures import save_figure
 
-        file = f"{self.number}-{self.key.replace('_', '-')}-{name}.png"
-        share = getattr(fig, "_legend_share", 0.0)  # room for a legend_below()
-        fig.tight_layout(rect=(0, share, 1, 1))
-        atomic_write_with(self.out_dir / file, lambda p: fig.savefig(p, dpi=FIG_DPI))
-        plt.close(fig)
+        file = self.figure_file(name)
+        save_figure(fig, self.out_dir / file, dpi=FIG_DPI)
         readable(self.out_dir / file)
         return Figure(file=file, caption=caption, width=width)

@@ -1,6 +1,9 @@
 """What a report section produces: figures, tables, numbers and a one-sentence verdict.
 
-A section measures one of the chapter's claims and returns a :class:`SectionResult`. The HTML page
+A section works in two steps. Its measurement returns plain data (a :class:`Measurement`: the
+numbers that go into ``results.json``), and its rendering turns that data into a
+:class:`Rendered` (prose, tables, figures, verdict). The runner joins the two with the fields every
+section shares (number, key, title, claim) into a :class:`SectionResult`. The HTML page
 (:mod:`trainlab.report.html`) and ``results.json`` are both rendered from these objects, so every
 number the page shows is also in the JSON.
 """
@@ -8,10 +11,12 @@ number the page shows is also in the JSON.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "Figure",
+    "Measurement",
+    "Rendered",
     "SectionResult",
     "SectionUnavailable",
     "Table",
@@ -59,6 +64,25 @@ class Verdict:
 
     text: str
     agrees: bool | None = None
+
+
+class Measurement(Protocol):
+    """What a section's measurement returns: plain data that knows its ``results.json`` form."""
+
+    def numbers(self) -> dict[str, Any]:
+        """The measured values as JSON-ready data (``SectionResult.numbers``)."""
+        ...
+
+
+@dataclass
+class Rendered:
+    """What a section's rendering step produces from its measurement."""
+
+    experiment: str
+    verdict: Verdict
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

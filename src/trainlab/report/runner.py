@@ -22,13 +22,14 @@ from typing import Any
 
 from trainlab import __version__
 from trainlab._io import atomic_write_json, atomic_write_text
+from trainlab._threads import torch_threads
 from trainlab.config import from_dict, to_dict
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.report.config import ReportConfig, rerun_command
 from trainlab.report.context import SectionContext, readable
 from trainlab.report.data import ImageData, load_report_data
 from trainlab.report.html import render_html
-from trainlab.report.result import SectionResult, SectionUnavailable
+from trainlab.report.result import Measurement, Rendered, SectionResult, SectionUnavailable
 from trainlab.report.sections import SECTIONS, load_section
 from trainlab.seed import seed_everything
 
@@ -110,15 +111,8 @@ def run_report(
     Raises:
         TrainlabError: the data cannot be loaded or a setting is invalid (nothing is run).
     """
-    import torch
-
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _run_report(config, section_overrides, log, command)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_report(
@@ -141,12 +135,6 @@ def _run_report(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TrainlabError(f"{out_dir}: cannot create the report folder ({e.strerror})") from None
-
-    import torch
-
-    from trainlab.device import resolve_device
-
-    device = resolve_device(config.device)
     config_file = str(out_dir / "config.json")
     atomic_write_json(
         config_file,
@@ -155,21 +143,7 @@ def _run_report(
             "sections": {SECTIONS[n][0]: to_dict(c) for n, c in section_cfgs.items()},
         },
     )
-    meta: dict[str, Any] = {
-        "data": data.summary(),
-        "seed": config.seed,
-        "quick": config.quick,
-        "device": str(device)
-        if device.type != "cpu"
-        else f"cpu ({torch.get_num_threads()} threads)",
-        "cpu": _cpu_name(),
-        "torch": torch.__version__,
-        "trainlab": __version__,
-        "python": platform.python_version(),
-        "created": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "command": command or rerun_command(config),
-        "total_time_s": 0.0,
-    }
+    meta = _meta(config, data, command)
     results = [
         SectionResult(number=n, key=SECTIONS[n][0], title=SECTIONS[n][1], status="pending")
         for n in config.sections
@@ -196,6 +170,30 @@ def _run_report(
     return outcome
 
 
+def _meta(config: ReportConfig, data: ImageData, command: str | None) -> dict[str, Any]:
+    """The facts shown in the report's header and stored at the top of ``results.json``."""
+    import torch
+
+    from trainlab.device import resolve_device
+
+    device = resolve_device(config.device)
+    return {
+        "data": data.summary(),
+        "seed": config.seed,
+        "quick": config.quick,
+        "device": str(device)
+        if device.type != "cpu"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "cpu": _cpu_name(),
+        "torch": torch.__version__,
+        "trainlab": __version__,
+        "python": platform.python_version(),
+        "created": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "command": command or rerun_command(config),
+        "total_time_s": 0.0,
+    }
+
+
 def _run_one(
     config: ReportConfig,
     number: int,
@@ -210,27 +208,24 @@ def _run_one(
     ctx = SectionContext(
         config=config, out_dir=out_dir, number=number, key=key, data=data, log_fn=log
     )
+    result = SectionResult(number=number, key=key, title=title, claim=mod.CLAIM)
     seed_everything(config.seed)
     t0 = time.perf_counter()
     try:
-        result = mod.run(ctx, cfg)
+        measured: Measurement = mod.measure(ctx, cfg)
+        rendered: Rendered = mod.render(ctx, cfg, measured)
     except SectionUnavailable as e:
-        result = SectionResult(
-            number=number, key=key, title=title, claim=mod.CLAIM, status="unavailable", error=str(e)
-        )
+        result.status, result.error = "unavailable", str(e)
     except Exception as e:  # noqa: BLE001 - one failed section must not stop the rest
         err_file = out_dir / f"{number}-{key.replace('_', '-')}-error.txt"
         atomic_write_text(err_file, traceback.format_exc())
         readable(err_file)
-        result = SectionResult(
-            number=number,
-            key=key,
-            title=title,
-            claim=mod.CLAIM,
-            status="failed",
-            error=f"{type(e).__name__}: {e} (traceback in {err_file.name})",
-        )
-    result.number, result.key, result.title = number, key, title
+        result.status = "failed"
+        result.error = f"{type(e).__name__}: {e} (traceback in {err_file.name})"
+    else:
+        result.experiment, result.verdict = rendered.experiment, rendered.verdict
+        result.tables, result.figures = rendered.tables, rendered.figures
+        result.notes, result.numbers = rendered.notes, measured.numbers()
     result.time_s = time.perf_counter() - t0
     result.config = to_dict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
     result.rerun = rerun_command(config, number, config_file)

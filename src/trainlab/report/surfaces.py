@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trainlab.report.figures import PALETTE
+from trainlab.report import figures
 
 __all__ = ["Surface", "double_well", "draw_surface", "elongated_bowl", "trajectory"]
 
@@ -135,7 +135,12 @@ def draw_surface(
         ax.contourf(gx, gy, z, levels=levels, cmap="Blues_r", alpha=0.35)
         ax.contour(gx, gy, z, levels=levels, colors="#8a94a3", linewidths=0.5)
     for i, (label, path) in enumerate(paths.items()):
-        style = {"color": PALETTE[i % len(PALETTE)], "lw": 1.5, "ms": 2.5, "marker": "o"}
+        style = {
+            "color": figures.PALETTE[i % len(figures.PALETTE)],
+            "lw": 1.5,
+            "ms": 2.5,
+            "marker": "o",
+        }
         style.update((styles or {}).get(label, {}))
         ax.plot(path[::every, 0], path[::every, 1], label=label, **style)
         ax.plot(path[0, 0], path[0, 1], marker="s", color="black", ms=6)
@@ -151,4 +156,4 @@ def draw_surface(
     ax.grid(False)
     ax.set_title(title)
     if legend:
-        ax.legend(loc=legend, framealpha=0.85, frameon=True)
+        figures.legend(ax, loc=legend, framealpha=0.85, frameon=True)

@@ -1,8 +1,17 @@
 """The report's sections, one module per claim of the chapter, in the chapter's order.
 
 Each module exposes ``KEY``, ``TITLE``, ``CLAIM``, a settings dataclass ``Config``,
-``default_config(quick) -> Config`` and ``run(ctx, cfg) -> SectionResult``. Modules are imported
-only when their section runs, so a section whose dependencies are missing does not stop the others.
+``default_config(quick) -> Config`` and two steps:
+
+* ``measure(ctx, cfg)`` runs the experiment and returns plain data: a dataclass of numbers with a
+  ``numbers()`` method giving its ``results.json`` form (:class:`~trainlab.report.result.Measurement`).
+  It draws nothing, so every number is testable without matplotlib;
+* ``render(ctx, cfg, measured) -> Rendered`` turns that data into prose, tables, figures and the
+  verdict (:class:`~trainlab.report.result.Rendered`).
+
+The runner fills in what every section shares (number, key, title, claim, settings, timing).
+Modules are imported only when their section runs, so a section whose dependencies are missing
+does not stop the others.
 """
 
 from __future__ import annotations

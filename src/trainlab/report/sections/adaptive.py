@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from trainlab.errors import TrainingDiverged
-from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp, subset
+from trainlab.errors import ConfigError, TrainingDiverged
+from trainlab.nn.mlp import mlp
+from trainlab.report._models import fit_classifier, loss_and_accuracy, subset
 from trainlab.report.context import SectionContext
-from trainlab.report.figures import PALETTE, legend_below, subplots
-from trainlab.report.result import SectionResult, Table, Verdict
-from trainlab.report.surfaces import draw_surface, elongated_bowl, trajectory
+from trainlab.report.result import Figure, Rendered, Table, Verdict
+from trainlab.report.surfaces import Surface, elongated_bowl, trajectory
 
 KEY = "adaptive"
 TITLE = "Adaptive learning rates and warm-up"
@@ -83,19 +84,86 @@ def _label(name: str) -> str:
     return NAMES.get(name, name)
 
 
-def run(ctx: SectionContext, cfg: Config) -> SectionResult:
-    from trainlab.train import accuracy, fit
+# --- measurement ----------------------------------------------------------------------------
 
+
+@dataclass
+class AdaptiveRuns:
+    """What the adaptive-learning-rate experiment measured.
+
+    Attributes:
+        surface: the elongated bowl.
+        surface_warmup_steps: warm-up length on the bowl.
+        paths: run label (``"Adam"``, ``"Adam + warm-up"``, ...) -> optimizer, warm-up, lr, the
+            ``path`` and ``losses`` on the bowl, ``final_loss`` and ``steps_to_target``.
+        n_train: training images of the runs on the data.
+        runs: run label -> optimizer, warm-up, lr, first-epoch and final losses, accuracy, and
+            the training and validation curves on the data (NaN and empty when it diverged).
+        best_on_data: the run with the lowest final validation loss.
+        adaptive_beats_sgd_on_surface: the baseline never reaches the target loss on the bowl and
+            every adaptive optimizer does.
+        adaptive_beats_sgd_on_data: every adaptive optimizer ends below the baseline's val loss.
+        warmup_lowers_val_loss, warmup_lowers_first_epoch_loss: optimizer label -> whether its
+            warm-up run ends with a lower validation loss / has a lower first-epoch loss.
+    """
+
+    surface: Surface
+    surface_warmup_steps: int
+    paths: dict[str, dict[str, Any]]
+    n_train: int
+    runs: dict[str, dict[str, Any]]
+    best_on_data: str
+    adaptive_beats_sgd_on_surface: bool
+    adaptive_beats_sgd_on_data: bool
+    warmup_lowers_val_loss: dict[str, bool]
+    warmup_lowers_first_epoch_loss: dict[str, bool]
+
+    def numbers(self) -> dict[str, Any]:
+        return {
+            "surface": self.surface.formula,
+            "surface_runs": {
+                k: {kk: vv for kk, vv in v.items() if kk not in ("path", "losses")}
+                for k, v in self.paths.items()
+            },
+            "data_runs": self.runs,
+            "best_on_data": self.best_on_data,
+            "adaptive_beats_sgd_on_surface": self.adaptive_beats_sgd_on_surface,
+            "adaptive_beats_sgd_on_data": self.adaptive_beats_sgd_on_data,
+            "warmup_lowers_val_loss": self.warmup_lowers_val_loss,
+            "warmup_lowers_first_epoch_loss": self.warmup_lowers_first_epoch_loss,
+        }
+
+
+def measure(ctx: SectionContext, cfg: Config) -> AdaptiveRuns:
+    """Run every optimizer, with and without warm-up, on the bowl and on the data.
+
+    Returns:
+        The :class:`AdaptiveRuns` numbers.
+
+    Raises:
+        ConfigError: an optimizer without a learning rate in ``surface_lr`` or ``data_lr``.
+    """
     missing = [o for o in cfg.optimizers if o not in cfg.surface_lr or o not in cfg.data_lr]
     if missing:
-        from trainlab.errors import ConfigError
-
         raise ConfigError(f"surface_lr and data_lr need a learning rate for {missing}")
     surface = elongated_bowl(cfg.surface_a, cfg.surface_b)
-    schedules = {
-        "": ("constant", {}),
-        " + warm-up": ("warmup", {"warmup_steps": max(1, round(cfg.warmup_fraction * cfg.steps))}),
-    }
+    warmup_steps = max(1, round(cfg.warmup_fraction * cfg.steps))
+    paths = surface_runs(cfg, surface, warmup_steps)
+    (x_all, y_all), val = ctx.data.flat()
+    train = subset(x_all, y_all, cfg.max_train, ctx.seed)
+    torch.manual_seed(ctx.seed)
+    init = mlp(train[0].shape[1], cfg.hidden, 10).state_dict()
+    runs: dict[str, dict[str, Any]] = {}
+    for opt in cfg.optimizers:
+        with ctx.step(f"digits, {_label(opt)} with and without warm-up"):
+            for suffix, sched in (("", "constant"), (" + warm-up", "warmup")):
+                runs[_label(opt) + suffix] = _data_run(ctx, cfg, opt, sched, init, train, val)
+    return _compare(cfg, surface, warmup_steps, paths, len(train[1]), runs)
+
+
+def surface_runs(cfg: Config, surface: Surface, warmup_steps: int) -> dict[str, dict[str, Any]]:
+    """Every optimizer on the bowl, without and with ``warmup_steps`` of linear warm-up."""
+    schedules = {"": ("constant", {}), " + warm-up": ("warmup", {"warmup_steps": warmup_steps})}
     paths: dict[str, dict[str, Any]] = {}
     for opt in cfg.optimizers:
         for suffix, (sched, skw) in schedules.items():
@@ -112,84 +180,145 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
                 "final_loss": float(losses[-1]),
                 "steps_to_target": int(hit[0]) if len(hit) else None,
             }
+    return paths
 
-    (x_all, y_all), (x_val, y_val) = ctx.data.flat()
-    x_tr, y_tr = subset(x_all, y_all, cfg.max_train, ctx.seed)
-    torch.manual_seed(ctx.seed)
-    init = mlp(x_tr.shape[1], cfg.hidden).state_dict()
-    runs: dict[str, dict[str, Any]] = {}
-    for opt in cfg.optimizers:
-        with ctx.step(f"digits, {_label(opt)} with and without warm-up"):
-            for suffix, sched in (("", "constant"), (" + warm-up", "warmup")):
-                model = mlp(x_tr.shape[1], cfg.hidden)
-                model.load_state_dict(init)
-                skw = {}
-                if sched == "warmup":
-                    steps = cfg.epochs * -(-len(y_tr) // cfg.batch_size)
-                    skw = {"warmup_steps": max(1, round(cfg.warmup_fraction * steps))}
-                tc = ctx.train_config(
-                    epochs=cfg.epochs,
-                    batch_size=cfg.batch_size,
-                    optimizer=opt,
-                    optimizer_kwargs={"lr": cfg.data_lr[opt]},
-                    scheduler=sched,
-                    scheduler_kwargs=skw,
-                    restore_best=False,
-                )
-                try:
-                    hist = fit(
-                        model,
-                        cross_entropy,
-                        (x_tr, y_tr),
-                        (x_val, y_val),
-                        tc,
-                        metrics={"acc": accuracy},
-                    )
-                    train_loss, _ = loss_and_accuracy(model, x_tr, y_tr)
-                    val_loss, val_acc = loss_and_accuracy(model, x_val, y_val)
-                    curve, vcurve = hist["train_loss"], hist["val_loss"]
-                except TrainingDiverged:
-                    train_loss = val_loss = val_acc = math.nan
-                    curve, vcurve = [], []
-                runs[_label(opt) + suffix] = {
-                    "optimizer": opt,
-                    "warmup": sched == "warmup",
-                    "lr": cfg.data_lr[opt],
-                    "first_epoch_train_loss": curve[0] if curve else math.nan,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "val_acc": val_acc,
-                    "train_curve": curve,
-                    "val_curve": vcurve,
-                }
 
+def _data_run(
+    ctx: SectionContext,
+    cfg: Config,
+    opt: str,
+    sched: str,
+    init: dict[str, Tensor],
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+) -> dict[str, Any]:
+    """One optimizer with one schedule on the data, from the shared initial weights."""
+    model = mlp(train[0].shape[1], cfg.hidden, 10)
+    model.load_state_dict(init)
+    skw = {}
+    if sched == "warmup":
+        steps = cfg.epochs * -(-len(train[1]) // cfg.batch_size)
+        skw = {"warmup_steps": max(1, round(cfg.warmup_fraction * steps))}
+    try:
+        hist = fit_classifier(
+            ctx,
+            model,
+            train,
+            val,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            optimizer=opt,
+            optimizer_kwargs={"lr": cfg.data_lr[opt]},
+            scheduler=sched,
+            scheduler_kwargs=skw,
+        )
+        train_loss, _ = loss_and_accuracy(model, *train)
+        val_loss, val_acc = loss_and_accuracy(model, *val)
+        curve, vcurve = hist["train_loss"], hist["val_loss"]
+    except TrainingDiverged:
+        train_loss = val_loss = val_acc = math.nan
+        curve, vcurve = [], []
+    return {
+        "optimizer": opt,
+        "warmup": sched == "warmup",
+        "lr": cfg.data_lr[opt],
+        "first_epoch_train_loss": curve[0] if curve else math.nan,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "train_curve": curve,
+        "val_curve": vcurve,
+    }
+
+
+def _compare(
+    cfg: Config,
+    surface: Surface,
+    warmup_steps: int,
+    paths: dict[str, dict[str, Any]],
+    n_train: int,
+    runs: dict[str, dict[str, Any]],
+) -> AdaptiveRuns:
+    """The adaptive optimizers against the baseline, and warm-up against none."""
     base = _label(cfg.optimizers[0])
     adaptive = [_label(o) for o in cfg.optimizers[1:]]
-    reached = {k: paths[k]["steps_to_target"] for k in adaptive}
     surface_ok = paths[base]["steps_to_target"] is None and all(
-        v is not None for v in reached.values()
+        paths[k]["steps_to_target"] is not None for k in adaptive
     )
-    best_data = min(
-        (k for k in runs if math.isfinite(runs[k]["val_loss"])), key=lambda k: runs[k]["val_loss"]
+    finite = (k for k in runs if math.isfinite(runs[k]["val_loss"]))
+    return AdaptiveRuns(
+        surface=surface,
+        surface_warmup_steps=warmup_steps,
+        paths=paths,
+        n_train=n_train,
+        runs=runs,
+        best_on_data=min(finite, key=lambda k: runs[k]["val_loss"]),
+        adaptive_beats_sgd_on_surface=surface_ok,
+        adaptive_beats_sgd_on_data=all(
+            _finite_less(runs[k]["val_loss"], runs[base]["val_loss"]) for k in adaptive
+        ),
+        warmup_lowers_val_loss={
+            k: _finite_less(runs[k + " + warm-up"]["val_loss"], runs[k]["val_loss"])
+            for k in [base, *adaptive]
+        },
+        warmup_lowers_first_epoch_loss={
+            k: _finite_less(
+                runs[k + " + warm-up"]["first_epoch_train_loss"], runs[k]["first_epoch_train_loss"]
+            )
+            for k in [base, *adaptive]
+        },
     )
-    data_ok = all(_finite_less(runs[k]["val_loss"], runs[base]["val_loss"]) for k in adaptive)
-    warm_helps = {
-        k: _finite_less(runs[k + " + warm-up"]["val_loss"], runs[k]["val_loss"])
-        for k in [base, *adaptive]
-    }
-    warm_first = {
-        k: _finite_less(
-            runs[k + " + warm-up"]["first_epoch_train_loss"], runs[k]["first_epoch_train_loss"]
-        )
-        for k in [base, *adaptive]
-    }
-    n_warm = sum(warm_helps.values())
+
+
+def _finite_less(a: float, b: float) -> bool:
+    if not math.isfinite(a):
+        return False
+    return not math.isfinite(b) or a < b
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def render(ctx: SectionContext, cfg: Config, m: AdaptiveRuns) -> Rendered:
+    """Tables, figures, prose and verdict of the adaptive-learning-rate experiment."""
+    warm_first, warm_helps = m.warmup_lowers_first_epoch_loss, m.warmup_lowers_val_loss
+    return Rendered(
+        experiment=(
+            f"The bowl {m.surface.formula} is {cfg.surface_b / cfg.surface_a:g} times steeper "
+            "across than along its valley. Each optimizer "
+            f"({', '.join(_label(o) for o in cfg.optimizers)}; trainlab's PyTorch-form "
+            "implementations) runs from the same point with a learning rate that suits it, with "
+            f"and without linear warm-up over the first {cfg.warmup_fraction:.0%} of the steps. "
+            f"On {ctx.data.noun}, an MLP (hidden {cfg.hidden}) trains for {cfg.epochs} epochs on "
+            f"{m.n_train:,} training images from the same initial weights with each optimizer, "
+            "with and without warm-up."
+        ),
+        verdict=verdict(ctx, cfg, m),
+        tables=_tables(cfg, m),
+        figures=[_surface_figure(ctx, cfg, m), _data_figure(ctx, cfg, m)],
+        notes=[
+            "Warm-up lowered the first epoch's training loss for "
+            + (", ".join(k for k, v in warm_first.items() if v) or "no optimizer")
+            + " and the final validation loss for "
+            + (", ".join(k for k, v in warm_helps.items() if v) or "none")
+            + ". On a convex bowl warm-up can only slow convergence down; its purpose is the "
+            "start of training deep networks."
+        ],
+    )
+
+
+def verdict(ctx: SectionContext, cfg: Config, m: AdaptiveRuns) -> Verdict:
+    """Do adaptive optimizers beat the baseline on the bowl and the data, and does warm-up help?"""
+    base = _label(cfg.optimizers[0])
+    reached = {_label(o): m.paths[_label(o)]["steps_to_target"] for o in cfg.optimizers[1:]}
     got = {k: v for k, v in reached.items() if v is not None}
+    runs, best = m.runs, m.best_on_data
+    n_warm, n_opt = sum(m.warmup_lowers_val_loss.values()), len(m.warmup_lowers_val_loss)
     text = (
-        f"On the bowl {base} is still at loss {paths[base]['final_loss']:.3g} after {cfg.steps} steps"
+        f"On the bowl {base} is still at loss {m.paths[base]['final_loss']:.3g} after {cfg.steps} steps"
         + (
-            f" while {_and(list(got))} get below {cfg.target_loss:g} in {_and([str(v) for v in got.values()])} "
-            "steps"
+            f" while {_and(list(got))} get below {cfg.target_loss:g} in "
+            f"{_and([str(v) for v in got.values()])} steps"
             if got
             else ""
         )
@@ -198,36 +327,34 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             if len(got) < len(reached)
             else ""
         )
-        + f"; on {ctx.data.noun} {best_data} ends with the lowest validation loss "
-        f"({runs[best_data]['val_loss']:.3f}, {base} {runs[base]['val_loss']:.3f}) and warm-up lowers "
-        f"it for {n_warm} of {len(warm_helps)} optimizers."
+        + f"; on {ctx.data.noun} {best} ends with the lowest validation loss "
+        f"({runs[best]['val_loss']:.3f}, {base} {runs[base]['val_loss']:.3f}) and warm-up lowers "
+        f"it for {n_warm} of {n_opt} optimizers."
     )
-    score = [surface_ok, data_ok, 2 * n_warm >= len(warm_helps)]
-    agrees = True if all(score) else (None if any(score) else False)
-    numbers = {
-        "surface": surface.formula,
-        "surface_runs": {
-            k: {kk: vv for kk, vv in v.items() if kk not in ("path", "losses")}
-            for k, v in paths.items()
-        },
-        "data_runs": runs,
-        "best_on_data": best_data,
-        "adaptive_beats_sgd_on_surface": surface_ok,
-        "adaptive_beats_sgd_on_data": data_ok,
-        "warmup_lowers_val_loss": warm_helps,
-        "warmup_lowers_first_epoch_loss": warm_first,
-    }
-    tables = [
+    score = [m.adaptive_beats_sgd_on_surface, m.adaptive_beats_sgd_on_data, 2 * n_warm >= n_opt]
+    return Verdict(text, True if all(score) else (None if any(score) else False))
+
+
+def _and(items: list[str]) -> str:
+    if not items:
+        return ""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _tables(cfg: Config, m: AdaptiveRuns) -> list[Table]:
+    return [
         Table(
-            caption=f"The bowl {surface.formula}: {cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}); "
-            f"warm-up is linear over the first {schedules[' + warm-up'][1]['warmup_steps']} steps.",
+            caption=f"The bowl {m.surface.formula}: {cfg.steps} steps from "
+            f"({cfg.start[0]:g}, {cfg.start[1]:g}); warm-up is linear over the first "
+            f"{m.surface_warmup_steps} steps.",
             columns=["optimizer", "lr", "final loss", f"steps to loss < {cfg.target_loss:g}"],
-            rows=[[k, v["lr"], v["final_loss"], v["steps_to_target"]] for k, v in paths.items()],
+            rows=[[k, v["lr"], v["final_loss"], v["steps_to_target"]] for k, v in m.paths.items()],
             formats={"lr": "g", "final loss": ".3g"},
         ),
         Table(
-            caption=f"The digits: MLP (hidden {cfg.hidden}), {cfg.epochs} epochs, batch {cfg.batch_size}; "
-            f"warm-up is linear over the first {cfg.warmup_fraction:.0%} of the updates.",
+            caption=f"The digits: MLP (hidden {cfg.hidden}), {cfg.epochs} epochs, batch "
+            f"{cfg.batch_size}; warm-up is linear over the first {cfg.warmup_fraction:.0%} of the "
+            "updates.",
             columns=[
                 "optimizer",
                 "lr",
@@ -237,15 +364,9 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
                 "val accuracy",
             ],
             rows=[
-                [
-                    k,
-                    v["lr"],
-                    v["first_epoch_train_loss"],
-                    v["train_loss"],
-                    v["val_loss"],
-                    v["val_acc"],
-                ]
-                for k, v in runs.items()
+                [k, v["lr"], v["first_epoch_train_loss"], v["train_loss"]]
+                + [v["val_loss"], v["val_acc"]]
+                for k, v in m.runs.items()
             ],
             formats={
                 "lr": "g",
@@ -256,53 +377,12 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             },
         ),
     ]
-    figs = [_surface_figure(ctx, cfg, surface, paths), _data_figure(ctx, cfg, runs)]
-    return SectionResult(
-        number=ctx.number,
-        key=KEY,
-        title=TITLE,
-        claim=CLAIM,
-        experiment=(
-            f"The bowl {surface.formula} is {cfg.surface_b / cfg.surface_a:g} times steeper across "
-            f"than along its valley. Each optimizer ({', '.join(_label(o) for o in cfg.optimizers)}; "
-            "trainlab's PyTorch-form implementations) runs from the same point with a learning rate "
-            f"that suits it, with and without linear warm-up over the first {cfg.warmup_fraction:.0%} "
-            f"of the steps. On {ctx.data.noun}, an MLP (hidden {cfg.hidden}) trains for {cfg.epochs} "
-            f"epochs on {len(y_tr):,} training images from the same initial weights with each "
-            "optimizer, with and without warm-up."
-        ),
-        figures=figs,
-        tables=tables,
-        verdict=Verdict(text, agrees),
-        numbers=numbers,
-        notes=[
-            "Warm-up lowered the first epoch's training loss for "
-            + (", ".join(k for k, v in warm_first.items() if v) or "no optimizer")
-            + f" and the final validation loss for {', '.join(k for k, v in warm_helps.items() if v) or 'none'}. "
-            "On a convex bowl warm-up can only slow convergence down; its purpose is the start "
-            "of training deep networks."
-        ],
-    )
-
-
-def _and(items: list[str]) -> str:
-    return (
-        items[0]
-        if len(items) == 1
-        else ", ".join(items[:-1]) + " and " + items[-1]
-        if items
-        else ""
-    )
-
-
-def _finite_less(a: float, b: float) -> bool:
-    if not math.isfinite(a):
-        return False
-    return not math.isfinite(b) or a < b
 
 
 def _legend(fig: Any, cfg: Config) -> None:
     from matplotlib.lines import Line2D
+
+    from trainlab.report.figures import PALETTE, legend_below
 
     handles = [
         Line2D([], [], color=PALETTE[i % len(PALETTE)], lw=2) for i in range(len(cfg.optimizers))
@@ -315,23 +395,23 @@ def _legend(fig: Any, cfg: Config) -> None:
     legend_below(fig, handles, labels, ncol=len(labels))
 
 
-def _surface_figure(ctx: SectionContext, cfg: Config, surface: Any, paths: dict[str, Any]) -> Any:
+def _surface_figure(ctx: SectionContext, cfg: Config, m: AdaptiveRuns) -> Figure:
+    from trainlab.report.figures import PALETTE, subplots
+    from trainlab.report.surfaces import draw_surface
+
     fig, axes = subplots(3, width=4.4, height=3.6)
-    plain = {k: v["path"] for k, v in paths.items() if not v["warmup"]}
-    warm = {k: v["path"] for k, v in paths.items() if v["warmup"]}
+    plain = {k: v["path"] for k, v in m.paths.items() if not v["warmup"]}
+    warm = {k: v["path"] for k, v in m.paths.items() if v["warmup"]}
     styles = {
         k: {"color": PALETTE[cfg.optimizers.index(v["optimizer"]) % len(PALETTE)]}
-        for k, v in paths.items()
+        for k, v in m.paths.items()
     }
-    draw_surface(
-        axes[0, 0], surface, plain, title="Without warm-up", every=2, legend=None, styles=styles
-    )
-    draw_surface(
-        axes[0, 1], surface, warm, title="With warm-up", every=2, legend=None, styles=styles
-    )
+    kw: dict[str, Any] = {"every": 2, "legend": None, "styles": styles}
+    draw_surface(axes[0, 0], m.surface, plain, title="Without warm-up", **kw)
+    draw_surface(axes[0, 1], m.surface, warm, title="With warm-up", **kw)
     ax = axes[0, 2]
     for i, opt in enumerate(cfg.optimizers):
-        for k, v in paths.items():
+        for k, v in m.paths.items():
             if v["optimizer"] == opt:
                 ax.semilogy(
                     np.maximum(v["losses"], 1e-16),
@@ -345,19 +425,21 @@ def _surface_figure(ctx: SectionContext, cfg: Config, surface: Any, paths: dict[
     return ctx.save_figure(
         fig,
         "surface",
-        f"Paths on {surface.formula} (note the unequal axes: the "
+        f"Paths on {m.surface.formula} (note the unequal axes: the "
         "valley is long and narrow) and the loss per step (dashed: with warm-up; "
         f"dotted line: loss {cfg.target_loss:g}).",
         width=960,
     )
 
 
-def _data_figure(ctx: SectionContext, cfg: Config, runs: dict[str, Any]) -> Any:
+def _data_figure(ctx: SectionContext, cfg: Config, m: AdaptiveRuns) -> Figure:
+    from trainlab.report.figures import PALETTE, subplots
+
     fig, axes = subplots(2, width=4.6, height=3.5)
     for j, key in enumerate(("train_curve", "val_curve")):
         ax = axes[0, j]
         for i, opt in enumerate(cfg.optimizers):
-            for k, v in runs.items():
+            for k, v in m.runs.items():
                 if v["optimizer"] == opt and v[key]:
                     ax.semilogy(
                         range(1, len(v[key]) + 1),
@@ -366,9 +448,8 @@ def _data_figure(ctx: SectionContext, cfg: Config, runs: dict[str, Any]) -> Any:
                         ls="--" if v["warmup"] else "-",
                         label=k,
                     )
-        ax.set(
-            title="Training loss" if j == 0 else "Validation loss", xlabel="epoch", ylabel="loss"
-        )
+        title = "Training loss" if j == 0 else "Validation loss"
+        ax.set(title=title, xlabel="epoch", ylabel="loss")
     _legend(fig, cfg)
     return ctx.save_figure(
         fig,

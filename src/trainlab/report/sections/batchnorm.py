@@ -19,10 +19,15 @@ import torch
 from torch import Tensor
 
 from trainlab.errors import TrainingDiverged
-from trainlab.report._models import cross_entropy, loss_and_accuracy, n_params, subset
+from trainlab.report._models import (
+    cross_entropy,
+    fit_classifier,
+    loss_and_accuracy,
+    n_params,
+    subset,
+)
 from trainlab.report.context import SectionContext
-from trainlab.report.figures import plot_curves, subplots
-from trainlab.report.result import SectionResult, Table, Verdict
+from trainlab.report.result import Figure, Rendered, Table, Verdict
 
 KEY = "batchnorm"
 TITLE = "Batch normalisation"
@@ -69,237 +74,307 @@ def default_config(quick: bool) -> Config:
     return Config(epochs=5, sweep_lrs=[0.3, 3.0], sweep_epochs=3) if quick else Config()
 
 
-def run(ctx: SectionContext, cfg: Config) -> SectionResult:
-    from trainlab.nn import lenet
-    from trainlab.train import accuracy, fit
+# --- measurement ----------------------------------------------------------------------------
 
-    (x_all, y_all), (x_val, y_val) = ctx.data.lenet()
-    x_tr, y_tr = subset(x_all, y_all, cfg.max_train, ctx.seed)
+
+@dataclass
+class BatchNormRuns:
+    """What the batch-norm experiment measured.
+
+    Attributes:
+        n_train: training images.
+        runs: variant (``VARIANTS``) -> parameters, final losses and accuracy, median epoch
+            time, and the training-loss and validation-accuracy curves.
+        lr_sweep_final_train_loss: ``"without BN"`` / ``"trainlab BN"`` -> learning rate (as a
+            string) -> final training loss (inf where training diverged).
+        lr_sweep_trains_at: the same keys -> the learning rates whose run trains.
+        equivalence: the records of :func:`equivalence`.
+        same_numbers: every difference of the equivalence check is within its tolerance.
+        max_abs_diff: dtype -> the largest difference of the equivalence check.
+        training_curve_max_abs_diff: the largest gap between the two BN networks' training curves.
+    """
+
+    n_train: int
+    runs: dict[str, dict[str, Any]]
+    lr_sweep_final_train_loss: dict[str, dict[str, float]]
+    lr_sweep_trains_at: dict[str, list[float]]
+    equivalence: list[dict[str, Any]]
+    same_numbers: bool
+    max_abs_diff: dict[str, float]
+    training_curve_max_abs_diff: float
+
+    @property
+    def bn_trains_faster(self) -> bool:
+        """Both BN networks end with a lower training loss than the one without BN."""
+        plain = self.runs["without BN"]["train_loss"]
+        return all(self.runs[k]["train_loss"] < plain for k in ("trainlab BN", "PyTorch BN"))
+
+    @property
+    def bn_trains_at_more_learning_rates(self) -> bool:
+        trains = self.lr_sweep_trains_at
+        return len(trains["trainlab BN"]) > len(trains["without BN"])
+
+    def numbers(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "lr_sweep_final_train_loss": self.lr_sweep_final_train_loss,
+            "lr_sweep_trains_at": self.lr_sweep_trains_at,
+            "bn_trains_at_more_learning_rates": self.bn_trains_at_more_learning_rates,
+            "equivalence": self.equivalence,
+            "same_numbers": self.same_numbers,
+            "max_abs_diff": self.max_abs_diff,
+            "training_curve_max_abs_diff": self.training_curve_max_abs_diff,
+            "bn_trains_faster": self.bn_trains_faster,
+        }
+
+
+def tolerance(cfg: Config, dtype: str) -> float:
+    """The largest difference that counts as "the same" in ``dtype``."""
+    return cfg.tol_float64 if dtype == "float64" else cfg.tol_float32
+
+
+def measure(ctx: SectionContext, cfg: Config) -> BatchNormRuns:
+    """Train LeNet without and with either BN, sweep the learning rate, check equivalence.
+
+    Returns:
+        The :class:`BatchNormRuns` numbers.
+    """
+    from trainlab.nn import lenet
+
+    (x_all, y_all), val = ctx.data.lenet()
+    train = subset(x_all, y_all, cfg.max_train, ctx.seed)
     torch.manual_seed(ctx.seed)
-    base = lenet(bn="scratch")
-    runs: dict[str, dict[str, Any]] = {}
-    hists = {}
-    for label, bn in VARIANTS.items():
-        torch.manual_seed(ctx.seed)
-        model = lenet(bn=bn)
-        # The same conv/linear weights for every variant; BN layers start at γ = 1, β = 0.
-        model.load_state_dict(
-            {k: v for k, v in base.state_dict().items() if k in model.state_dict()}
-        )
-        tc = ctx.train_config(
+    weights = lenet(bn="scratch").state_dict()
+    runs = {label: _train_variant(ctx, cfg, label, weights, train, val) for label in VARIANTS}
+    with ctx.step(f"learning-rate sweep {cfg.sweep_lrs}, {cfg.sweep_epochs} epochs each"):
+        sweep = {
+            label: {
+                str(lr): _sweep_run(ctx, cfg, label, lr, weights, train) for lr in cfg.sweep_lrs
+            }
+            for label in ("without BN", "trainlab BN")
+        }
+    with ctx.step("equivalence of trainlab's and PyTorch's BN"):
+        checks = equivalence(train[0][: cfg.check_batch], train[1][: cfg.check_batch], ctx.seed)
+    ours, theirs = runs["trainlab BN"]["train_curve"], runs["PyTorch BN"]["train_curve"]
+    return BatchNormRuns(
+        n_train=len(train[1]),
+        runs=runs,
+        lr_sweep_final_train_loss=sweep,
+        lr_sweep_trains_at={
+            k: [float(lr) for lr, v in d.items() if v < cfg.trains_below] for k, d in sweep.items()
+        },
+        equivalence=checks,
+        same_numbers=all(c["max_abs_diff"] <= tolerance(cfg, c["dtype"]) for c in checks),
+        max_abs_diff={
+            dt: max(c["max_abs_diff"] for c in checks if c["dtype"] == dt)
+            for dt in ("float32", "float64")
+        },
+        training_curve_max_abs_diff=max(abs(a - b) for a, b in zip(ours, theirs)),
+    )
+
+
+def _lenet(ctx: SectionContext, label: str, weights: dict[str, Tensor]) -> torch.nn.Module:
+    """LeNet with ``label``'s batch norm and the shared conv/linear weights (BN: γ = 1, β = 0)."""
+    from trainlab.nn import lenet
+
+    torch.manual_seed(ctx.seed)
+    model = lenet(bn=VARIANTS[label])
+    model.load_state_dict({k: v for k, v in weights.items() if k in model.state_dict()})
+    return model
+
+
+def _train_variant(
+    ctx: SectionContext,
+    cfg: Config,
+    label: str,
+    weights: dict[str, Tensor],
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+) -> dict[str, Any]:
+    model = _lenet(ctx, label, weights)
+    with ctx.step(f"LeNet {label}: {cfg.epochs} epochs"):
+        hist = fit_classifier(
+            ctx,
+            model,
+            train,
+            val,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
             optimizer=cfg.optimizer,
             optimizer_kwargs={"lr": cfg.lr},
-            restore_best=False,
         )
-        with ctx.step(f"LeNet {label}: {cfg.epochs} epochs"):
-            hist = fit(
-                model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy}
-            )
-        train_loss, _ = loss_and_accuracy(model, x_tr, y_tr)
-        val_loss, val_acc = loss_and_accuracy(model, x_val, y_val)
-        times = sorted(hist["time_s"])
-        hists[label] = hist
-        runs[label] = {
-            "parameters": n_params(model),
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "epoch_time_s": times[len(times) // 2],
-            "train_curve": hist["train_loss"],
-            "val_acc_curve": hist["val_acc"],
-        }
-
-    sweep: dict[str, dict[str, float]] = {"without BN": {}, "trainlab BN": {}}
-    with ctx.step(f"learning-rate sweep {cfg.sweep_lrs}, {cfg.sweep_epochs} epochs each"):
-        for label in sweep:
-            for lr in cfg.sweep_lrs:
-                torch.manual_seed(ctx.seed)
-                model = lenet(bn=VARIANTS[label])
-                model.load_state_dict(
-                    {k: v for k, v in base.state_dict().items() if k in model.state_dict()}
-                )
-                tc = ctx.train_config(
-                    epochs=cfg.sweep_epochs,
-                    batch_size=cfg.batch_size,
-                    optimizer=cfg.optimizer,
-                    optimizer_kwargs={"lr": lr},
-                    restore_best=False,
-                )
-                try:
-                    fit(model, cross_entropy, (x_tr, y_tr), None, tc)
-                    sweep[label][str(lr)] = loss_and_accuracy(model, x_tr, y_tr)[0]
-                except TrainingDiverged:
-                    sweep[label][str(lr)] = math.inf
-    trains = {
-        k: [float(lr) for lr, v in d.items() if v < cfg.trains_below] for k, d in sweep.items()
+    train_loss, _ = loss_and_accuracy(model, *train)
+    val_loss, val_acc = loss_and_accuracy(model, *val)
+    times = sorted(hist["time_s"])
+    return {
+        "parameters": n_params(model),
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "epoch_time_s": times[len(times) // 2],
+        "train_curve": hist["train_loss"],
+        "val_acc_curve": hist["val_acc"],
     }
 
-    with ctx.step("equivalence of trainlab's and PyTorch's BN"):
-        checks = equivalence(x_tr[: cfg.check_batch], y_tr[: cfg.check_batch], ctx.seed)
-    same = all(
-        c["max_abs_diff"] <= (cfg.tol_float64 if c["dtype"] == "float64" else cfg.tol_float32)
-        for c in checks
-    )
-    worst = {
-        dt: max(c["max_abs_diff"] for c in checks if c["dtype"] == dt)
-        for dt in ("float32", "float64")
-    }
-    curve_gap = max(
-        abs(a - b)
-        for a, b in zip(runs["trainlab BN"]["train_curve"], runs["PyTorch BN"]["train_curve"])
-    )
 
-    plain, ours, theirs = runs["without BN"], runs["trainlab BN"], runs["PyTorch BN"]
-    faster = ours["train_loss"] < plain["train_loss"] and theirs["train_loss"] < plain["train_loss"]
-    wider = len(trains["trainlab BN"]) > len(trains["without BN"])
-    n_lr = len(cfg.sweep_lrs)
-    text = (
-        f"After {cfg.epochs} epochs batch norm takes LeNet's training loss from "
-        f"{plain['train_loss']:.3f} to {ours['train_loss']:.3f} (validation accuracy "
-        f"{plain['val_acc']:.1%} to {ours['val_acc']:.1%}) and trains at "
-        f"{len(trains['trainlab BN'])} of {n_lr} learning rates from {min(cfg.sweep_lrs):g} to "
-        f"{max(cfg.sweep_lrs):g} (without BN: {len(trains['without BN'])}), and trainlab's BN "
-        f"matches PyTorch's to {worst['float32']:.1e} in float32 and {worst['float64']:.1e} in "
-        "float64."
+def _sweep_run(
+    ctx: SectionContext,
+    cfg: Config,
+    label: str,
+    lr: float,
+    weights: dict[str, Tensor],
+    train: tuple[Tensor, Tensor],
+) -> float:
+    """Final training loss after ``cfg.sweep_epochs`` at learning rate ``lr`` (inf: diverged)."""
+    model = _lenet(ctx, label, weights)
+    try:
+        fit_classifier(
+            ctx,
+            model,
+            train,
+            epochs=cfg.sweep_epochs,
+            batch_size=cfg.batch_size,
+            optimizer=cfg.optimizer,
+            optimizer_kwargs={"lr": lr},
+        )
+    except TrainingDiverged:
+        return math.inf
+    return loss_and_accuracy(model, *train)[0]
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def render(ctx: SectionContext, cfg: Config, m: BatchNormRuns) -> Rendered:
+    """Tables, figure, prose and verdict of the batch-norm experiment."""
+    ours, theirs, plain = (
+        m.runs[k]["epoch_time_s"] for k in ("trainlab BN", "PyTorch BN", "without BN")
     )
-    score = [faster, wider, same]
-    agrees = True if all(score) else (None if any(score) else False)
-    numbers = {
-        "runs": runs,
-        "lr_sweep_final_train_loss": sweep,
-        "lr_sweep_trains_at": trains,
-        "bn_trains_at_more_learning_rates": wider,
-        "equivalence": checks,
-        "same_numbers": same,
-        "max_abs_diff": worst,
-        "training_curve_max_abs_diff": curve_gap,
-        "bn_trains_faster": faster,
-    }
-    size = ctx.data.image_size
-    size_note = "28x28 images" if size == 28 else f"{size}x{size} images resized into 28x28"
-    tables = [
-        Table(
-            caption=f"LeNet-5 (sigmoid) on {size_note}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs, same "
-            "initial weights. Time per epoch is the median over epochs.",
-            columns=[
-                "variant",
-                "parameters",
-                "train loss",
-                "val loss",
-                "val accuracy",
-                "s / epoch",
-            ],
-            rows=[
-                [
-                    k,
-                    v["parameters"],
-                    v["train_loss"],
-                    v["val_loss"],
-                    v["val_acc"],
-                    v["epoch_time_s"],
-                ]
-                for k, v in runs.items()
-            ],
-            formats={
-                "train loss": ".4f",
-                "val loss": ".4f",
-                "val accuracy": ".1%",
-                "s / epoch": ".3f",
-            },
-        ),
-        Table(
-            caption=f"Learning-rate sweep: final training loss after {cfg.sweep_epochs} epochs "
-            f"({cfg.optimizer}, same initial weights); 'trains' means below {cfg.trains_below:g}.",
-            columns=[
-                "learning rate",
-                "without BN",
-                "trainlab BN",
-                "trains without BN",
-                "trains with BN",
-            ],
-            rows=[
-                [
-                    float(lr),
-                    sweep["without BN"][lr],
-                    sweep["trainlab BN"][lr],
-                    sweep["without BN"][lr] < cfg.trains_below,
-                    sweep["trainlab BN"][lr] < cfg.trains_below,
-                ]
-                for lr in sweep["without BN"]
-            ],
-            formats={"learning rate": "g", "without BN": ".4f", "trainlab BN": ".4f"},
-            mark_columns=["trains without BN", "trains with BN"],
-        ),
-        Table(
-            caption=f"trainlab's BN against PyTorch's: LeNet with identical weights on one batch of "
-            f"{cfg.check_batch} training images; largest absolute difference of each quantity "
-            f"(tolerance {cfg.tol_float32:g} in float32, {cfg.tol_float64:g} in float64).",
-            columns=["dtype", "mode", "quantity", "max abs diff", "same"],
-            rows=[
-                [
-                    c["dtype"],
-                    c["mode"],
-                    c["quantity"],
-                    c["max_abs_diff"],
-                    c["max_abs_diff"]
-                    <= (cfg.tol_float64 if c["dtype"] == "float64" else cfg.tol_float32),
-                ]
-                for c in checks
-            ],
-            formats={"max abs diff": ".2e"},
-            mark_columns=["same"],
-        ),
-    ]
-    fig, axes = subplots(2, width=4.6, height=3.4)
-    plot_curves(
-        axes[0, 0],
-        {k: h["train_loss"] for k, h in hists.items()},
-        title="Training loss",
-        log_y=True,
-        styles={"PyTorch BN": {"ls": "--", "lw": 2.4}},
-    )
-    plot_curves(
-        axes[0, 1],
-        {k: h["val_acc"] for k, h in hists.items()},
-        title="Validation accuracy",
-        ylabel="accuracy",
-        styles={"PyTorch BN": {"ls": "--", "lw": 2.4}},
-    )
-    figure = ctx.save_figure(
-        fig,
-        "training",
-        "LeNet without BN, with trainlab's BN and with PyTorch's "
-        "BN (dashed; it lies on top of trainlab's).",
-        width=820,
-    )
-    return SectionResult(
-        number=ctx.number,
-        key=KEY,
-        title=TITLE,
-        claim=CLAIM,
+    return Rendered(
         experiment=(
             "LeNet-5 as in d2l (sigmoid activations, average pooling; batch norm after every "
             f"convolution and hidden fully connected layer) trains for {cfg.epochs} epochs on "
-            f"{len(y_tr):,} training images with "
+            f"{m.n_train:,} training images with "
             f"{cfg.optimizer} (lr {cfg.lr:g}, batch {cfg.batch_size}) without BN, with trainlab's "
             "from-scratch BN and with PyTorch's, from the same initial weights. The equivalence "
             "check copies one network's weights into the other and compares outputs, loss, every "
             "parameter's gradient and the running statistics after one training-mode forward "
             "pass, then the outputs in evaluation mode."
         ),
-        figures=[figure],
-        tables=tables,
-        verdict=Verdict(text, agrees),
-        numbers=numbers,
+        verdict=verdict(cfg, m),
+        tables=[_runs_table(ctx, cfg, m), _sweep_table(cfg, m), _equivalence_table(cfg, m)],
+        figures=[_training_figure(ctx, m)],
         notes=[
-            f"The training curves of the two BN networks differ by at most {curve_gap:.1e} over "
-            f"{cfg.epochs} epochs (float32 rounding accumulates across updates).",
-            f"Time per epoch: trainlab's BN {ours['epoch_time_s']:.3f} s, PyTorch's "
-            f"{theirs['epoch_time_s']:.3f} s ({ours['epoch_time_s'] / theirs['epoch_time_s']:.2f}x), "
-            f"without BN {plain['epoch_time_s']:.3f} s (timings vary with the machine's load).",
+            f"The training curves of the two BN networks differ by at most "
+            f"{m.training_curve_max_abs_diff:.1e} over {cfg.epochs} epochs (float32 rounding "
+            "accumulates across updates).",
+            f"Time per epoch: trainlab's BN {ours:.3f} s, PyTorch's {theirs:.3f} s "
+            f"({ours / theirs:.2f}x), without BN {plain:.3f} s (timings vary with the machine's "
+            "load).",
         ],
+    )
+
+
+def verdict(cfg: Config, m: BatchNormRuns) -> Verdict:
+    """Does BN train faster, at more learning rates, and match PyTorch's numbers?"""
+    plain, ours = m.runs["without BN"], m.runs["trainlab BN"]
+    trains, worst = m.lr_sweep_trains_at, m.max_abs_diff
+    text = (
+        f"After {cfg.epochs} epochs batch norm takes LeNet's training loss from "
+        f"{plain['train_loss']:.3f} to {ours['train_loss']:.3f} (validation accuracy "
+        f"{plain['val_acc']:.1%} to {ours['val_acc']:.1%}) and trains at "
+        f"{len(trains['trainlab BN'])} of {len(cfg.sweep_lrs)} learning rates from "
+        f"{min(cfg.sweep_lrs):g} to {max(cfg.sweep_lrs):g} (without BN: "
+        f"{len(trains['without BN'])}), and trainlab's BN matches PyTorch's to "
+        f"{worst['float32']:.1e} in float32 and {worst['float64']:.1e} in float64."
+    )
+    score = [m.bn_trains_faster, m.bn_trains_at_more_learning_rates, m.same_numbers]
+    return Verdict(text, True if all(score) else (None if any(score) else False))
+
+
+def _runs_table(ctx: SectionContext, cfg: Config, m: BatchNormRuns) -> Table:
+    size = ctx.data.image_size
+    size_note = "28x28 images" if size == 28 else f"{size}x{size} images resized into 28x28"
+    keys = ["parameters", "train_loss", "val_loss", "val_acc", "epoch_time_s"]
+    return Table(
+        caption=f"LeNet-5 (sigmoid) on {size_note}, {cfg.optimizer} lr {cfg.lr:g}, batch "
+        f"{cfg.batch_size}, {cfg.epochs} epochs, same initial weights. Time per epoch is the "
+        "median over epochs.",
+        columns=["variant", "parameters", "train loss", "val loss", "val accuracy", "s / epoch"],
+        rows=[[k] + [v[key] for key in keys] for k, v in m.runs.items()],
+        formats={
+            "train loss": ".4f",
+            "val loss": ".4f",
+            "val accuracy": ".1%",
+            "s / epoch": ".3f",
+        },
+    )
+
+
+def _sweep_table(cfg: Config, m: BatchNormRuns) -> Table:
+    sweep = m.lr_sweep_final_train_loss
+    plain, ours = sweep["without BN"], sweep["trainlab BN"]
+    return Table(
+        caption=f"Learning-rate sweep: final training loss after {cfg.sweep_epochs} epochs "
+        f"({cfg.optimizer}, same initial weights); 'trains' means below {cfg.trains_below:g}.",
+        columns=[
+            "learning rate",
+            "without BN",
+            "trainlab BN",
+            "trains without BN",
+            "trains with BN",
+        ],
+        rows=[
+            [float(lr), plain[lr], ours[lr]]
+            + [plain[lr] < cfg.trains_below, ours[lr] < cfg.trains_below]
+            for lr in plain
+        ],
+        formats={"learning rate": "g", "without BN": ".4f", "trainlab BN": ".4f"},
+        mark_columns=["trains without BN", "trains with BN"],
+    )
+
+
+def _equivalence_table(cfg: Config, m: BatchNormRuns) -> Table:
+    return Table(
+        caption=f"trainlab's BN against PyTorch's: LeNet with identical weights on one batch of "
+        f"{cfg.check_batch} training images; largest absolute difference of each quantity "
+        f"(tolerance {cfg.tol_float32:g} in float32, {cfg.tol_float64:g} in float64).",
+        columns=["dtype", "mode", "quantity", "max abs diff", "same"],
+        rows=[
+            [c["dtype"], c["mode"], c["quantity"], c["max_abs_diff"]]
+            + [c["max_abs_diff"] <= tolerance(cfg, c["dtype"])]
+            for c in m.equivalence
+        ],
+        formats={"max abs diff": ".2e"},
+        mark_columns=["same"],
+    )
+
+
+def _training_figure(ctx: SectionContext, m: BatchNormRuns) -> Figure:
+    from trainlab.report.figures import plot_curves, subplots
+
+    fig, axes = subplots(2, width=4.6, height=3.4)
+    dashed = {"PyTorch BN": {"ls": "--", "lw": 2.4}}
+    plot_curves(
+        axes[0, 0],
+        {k: r["train_curve"] for k, r in m.runs.items()},
+        title="Training loss",
+        log_y=True,
+        styles=dashed,
+    )
+    plot_curves(
+        axes[0, 1],
+        {k: r["val_acc_curve"] for k, r in m.runs.items()},
+        title="Validation accuracy",
+        ylabel="accuracy",
+        styles=dashed,
+    )
+    return ctx.save_figure(
+        fig,
+        "training",
+        "LeNet without BN, with trainlab's BN and with PyTorch's "
+        "BN (dashed; it lies on top of trainlab's).",
+        width=820,
     )
 
 

@@ -9,14 +9,16 @@ surface with a shallow local minimum beside a deeper one, and on the digits with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from torch import Tensor
 
-from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp, subset
+from trainlab.nn.mlp import mlp
+from trainlab.report._models import fit_classifier, loss_and_accuracy, subset
 from trainlab.report.context import SectionContext
-from trainlab.report.figures import plot_curves, subplots
-from trainlab.report.result import SectionResult, Table, Verdict
-from trainlab.report.surfaces import double_well, draw_surface, trajectory
+from trainlab.report.result import Figure, Rendered, Table, Verdict
+from trainlab.report.surfaces import Surface, double_well, trajectory
 
 KEY = "momentum"
 TITLE = "Momentum"
@@ -60,138 +62,181 @@ def default_config(quick: bool) -> Config:
     return Config(epochs=8) if quick else Config()
 
 
-def run(ctx: SectionContext, cfg: Config) -> SectionResult:
-    from trainlab.train import accuracy, fit
+# --- measurement ----------------------------------------------------------------------------
 
-    surface = double_well(cfg.tilt)
-    local, best = surface.minima["local minimum"], surface.minima["global minimum"]
-    sweep_rows, ends = [], {}
-    for lam in sorted(set(cfg.sweep) | {0.0, cfg.momentum}):
-        path, losses = trajectory(
-            surface, cfg.start, "momentum", {"lr": cfg.lr, "momentum": lam}, cfg.steps
-        )
-        where = surface.nearest_minimum(path[-1]) if losses[-1] < float("inf") else "diverged"
-        ends[lam] = {
-            "path": path,
-            "losses": losses,
-            "end": where,
-            "final_loss": float(losses[-1]),
-            "final_point": path[-1].tolist(),
+
+@dataclass
+class MomentumRuns:
+    """What the momentum experiment measured.
+
+    Attributes:
+        surface: the double well.
+        sweep: λ -> the path on the surface (``path``, ``losses``), the minimum it ends in
+            (``end``, or ``"diverged"``), ``final_loss`` and ``final_point``.
+        n_train: training images of the run on the data.
+        data: run name (``run_names``) -> its λ, final training and validation loss, accuracy.
+        curves: run name -> ``{"train_loss": [...], "val_acc": [...]}`` per epoch.
+        escaped_local_minimum: gradient descent ends in the local minimum, momentum in the
+            global one.
+        momentum_lower_training_loss: momentum ends with the lower training loss on the data.
+    """
+
+    surface: Surface
+    sweep: dict[float, dict[str, Any]]
+    n_train: int
+    data: dict[str, dict[str, float]]
+    curves: dict[str, dict[str, list[float]]]
+    escaped_local_minimum: bool
+    momentum_lower_training_loss: bool
+
+    @property
+    def reaches_global(self) -> list[float]:
+        """The values of λ whose path ends in the global minimum."""
+        return [lam for lam, e in self.sweep.items() if e["end"] == "global minimum"]
+
+    def numbers(self) -> dict[str, Any]:
+        local, best = self.surface.minima["local minimum"], self.surface.minima["global minimum"]
+        return {
+            "surface": self.surface.formula,
+            "local_minimum": list(local),
+            "global_minimum": list(best),
+            "loss_local_minimum": self.surface.loss(local),
+            "loss_global_minimum": self.surface.loss(best),
+            "sweep": {
+                str(lam): {k: v for k, v in e.items() if k not in ("path", "losses")}
+                for lam, e in self.sweep.items()
+            },
+            "momentum_reaches_global_for": self.reaches_global,
+            "data": self.data,
+            "escaped_local_minimum": self.escaped_local_minimum,
+            "momentum_lower_training_loss": self.momentum_lower_training_loss,
         }
-        sweep_rows.append([lam, float(losses[-1]), where, path[-1][0], path[-1][1]])
-    plain, mom = ends[0.0], ends[cfg.momentum]
 
-    # The same comparison on data.
-    (x_all, y_all), (x_val, y_val) = ctx.data.flat()
-    x_tr, y_tr = subset(x_all, y_all, cfg.max_train, ctx.seed)
+
+def run_names(cfg: Config) -> dict[str, float]:
+    """The two runs, gradient descent and momentum: name -> λ."""
+    return {"gradient descent (λ = 0)": 0.0, f"momentum (λ = {cfg.momentum:g})": cfg.momentum}
+
+
+def measure(ctx: SectionContext, cfg: Config) -> MomentumRuns:
+    """Run every λ on the double well, then λ = 0 and ``cfg.momentum`` on the data.
+
+    Returns:
+        The :class:`MomentumRuns` numbers.
+    """
+    surface = double_well(cfg.tilt)
+    sweep = {
+        lam: surface_run(surface, cfg, lam) for lam in sorted(set(cfg.sweep) | {0.0, cfg.momentum})
+    }
+    (x_all, y_all), val = ctx.data.flat()
+    train = subset(x_all, y_all, cfg.max_train, ctx.seed)
     torch.manual_seed(ctx.seed)
-    init = mlp(x_tr.shape[1], cfg.hidden).state_dict()
-    hists, data_rows, data_numbers = {}, [], {}
-    runs = {"gradient descent (λ = 0)": 0.0, f"momentum (λ = {cfg.momentum:g})": cfg.momentum}
-    for name, lam in runs.items():
-        model = mlp(x_tr.shape[1], cfg.hidden)
-        model.load_state_dict(init)
-        tc = ctx.train_config(
+    init = mlp(train[0].shape[1], cfg.hidden, 10).state_dict()
+    data, curves = {}, {}
+    for name, lam in run_names(cfg).items():
+        data[name], curves[name] = _data_run(ctx, cfg, name, lam, init, train, val)
+    (plain, mom), (d_plain, d_mom) = (sweep[0.0], sweep[cfg.momentum]), data.values()
+    return MomentumRuns(
+        surface=surface,
+        sweep=sweep,
+        n_train=len(train[1]),
+        data=data,
+        curves=curves,
+        escaped_local_minimum=plain["end"] == "local minimum" and mom["end"] == "global minimum",
+        momentum_lower_training_loss=d_mom["train_loss"] < d_plain["train_loss"],
+    )
+
+
+def surface_run(surface: Surface, cfg: Config, lam: float) -> dict[str, Any]:
+    """``cfg.steps`` of momentum ``lam`` from ``cfg.start``, and where they end."""
+    path, losses = trajectory(
+        surface, cfg.start, "momentum", {"lr": cfg.lr, "momentum": lam}, cfg.steps
+    )
+    where = surface.nearest_minimum(path[-1]) if losses[-1] < float("inf") else "diverged"
+    return {
+        "path": path,
+        "losses": losses,
+        "end": where,
+        "final_loss": float(losses[-1]),
+        "final_point": path[-1].tolist(),
+    }
+
+
+def _data_run(
+    ctx: SectionContext,
+    cfg: Config,
+    name: str,
+    lam: float,
+    init: dict[str, Tensor],
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    model = mlp(train[0].shape[1], cfg.hidden, 10)
+    model.load_state_dict(init)
+    with ctx.step(f"digits, {name}"):
+        hist = fit_classifier(
+            ctx,
+            model,
+            train,
+            val,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
             optimizer="momentum",
             optimizer_kwargs={"lr": cfg.lr, "momentum": lam},
-            restore_best=False,
         )
-        with ctx.step(f"digits, {name}"):
-            hists[name] = fit(
-                model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy}
-            )
-        train_loss, _ = loss_and_accuracy(model, x_tr, y_tr)
-        val_loss, val_acc = loss_and_accuracy(model, x_val, y_val)
-        data_numbers[name] = {
-            "momentum": lam,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-        }
-        data_rows.append([name, train_loss, val_loss, val_acc])
-    (n_plain, d_plain), (n_mom, d_mom) = data_numbers.items()
+    train_loss, _ = loss_and_accuracy(model, *train)
+    val_loss, val_acc = loss_and_accuracy(model, *val)
+    numbers = {"momentum": lam, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
+    return numbers, {"train_loss": hist["train_loss"], "val_acc": hist["val_acc"]}
 
-    escaped = plain["end"] == "local minimum" and mom["end"] == "global minimum"
-    faster = d_mom["train_loss"] < d_plain["train_loss"]
-    reach = [lam for lam, e in ends.items() if e["end"] == "global minimum"]
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def render(ctx: SectionContext, cfg: Config, m: MomentumRuns) -> Rendered:
+    """Tables, figures, prose and verdict of the momentum experiment."""
+    reach = m.reaches_global
+    return Rendered(
+        experiment=(
+            f"On the surface {m.surface.formula}, trainlab's lecture-form momentum optimizer runs "
+            f"{cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}) with η = {cfg.lr:g} for "
+            f"several λ (λ = 0 is plain gradient descent). On the data, an MLP (hidden "
+            f"{cfg.hidden}) trains for {cfg.epochs} epochs on {m.n_train:,} training images with "
+            f"λ = 0 and λ = {cfg.momentum:g} from the same initial weights."
+        ),
+        verdict=verdict(ctx, cfg, m),
+        tables=_tables(cfg, m),
+        figures=[_surface_figure(ctx, cfg, m), _data_figure(ctx, cfg, m)],
+        notes=[
+            f"Momentum values that reach the global minimum here: "
+            f"{', '.join(f'{v:g}' for v in reach) or 'none'}."
+        ],
+    )
+
+
+def verdict(ctx: SectionContext, cfg: Config, m: MomentumRuns) -> Verdict:
+    """Does momentum roll past the local minimum, and does it train the MLP faster?"""
+    plain, mom = m.sweep[0.0], m.sweep[cfg.momentum]
+    d_plain, d_mom = m.data.values()
     text = (
         f"From ({cfg.start[0]:g}, {cfg.start[1]:g}) gradient descent ends in the "
         f"{plain['end']} (L = {plain['final_loss']:.3f}) and momentum λ = {cfg.momentum:g} in the "
         f"{mom['end']} (L = {mom['final_loss']:.3f}); on {ctx.data.noun} momentum ends at training loss "
         f"{d_mom['train_loss']:.4f} against {d_plain['train_loss']:.4f} after {cfg.epochs} epochs."
     )
-    verdict = Verdict(
-        text, True if (escaped and faster) else (None if (escaped or faster) else False)
-    )
-    numbers = {
-        "surface": surface.formula,
-        "local_minimum": list(local),
-        "global_minimum": list(best),
-        "loss_local_minimum": surface.loss(local),
-        "loss_global_minimum": surface.loss(best),
-        "sweep": {
-            str(lam): {k: v for k, v in e.items() if k not in ("path", "losses")}
-            for lam, e in ends.items()
-        },
-        "momentum_reaches_global_for": reach,
-        "data": data_numbers,
-        "escaped_local_minimum": escaped,
-        "momentum_lower_training_loss": faster,
-    }
+    escaped, faster = m.escaped_local_minimum, m.momentum_lower_training_loss
+    return Verdict(text, True if (escaped and faster) else (None if (escaped or faster) else False))
 
-    fig, axes = subplots(2, width=5.4, height=4.2)
-    draw_surface(
-        axes[0, 0],
-        surface,
-        {
-            "gradient descent (λ = 0)": plain["path"],
-            f"momentum (λ = {cfg.momentum:g})": mom["path"],
-        },
-        title=f"{cfg.steps} steps, η = {cfg.lr:g}",
-        every=3,
-    )
-    ax = axes[0, 1]
-    ax.plot(plain["losses"], label="gradient descent (λ = 0)")
-    ax.plot(mom["losses"], label=f"momentum (λ = {cfg.momentum:g})")
-    ax.axhline(surface.loss(local), color="grey", ls=":", lw=1)
-    ax.axhline(surface.loss(best), color="grey", ls="--", lw=1)
-    lo, hi = surface.loss(best), surface.loss(local)
-    ax.set_ylim(
-        lo - 0.3 * (hi - lo), hi + 1.5 * (hi - lo)
-    )  # the start is far above; zoom on the minima
-    ax.set(title="Loss along the path (zoomed on the minima)", xlabel="step", ylabel="L(w)")
-    ax.legend()
-    fig_surface = ctx.save_figure(
-        fig,
-        "surface",
-        f"Left: {surface.formula}, with the paths of gradient descent and momentum "
-        "from the black square. Right: the loss along each path (dotted: local minimum, dashed: "
-        "global minimum).",
-        width=900,
-    )
-    fig2, axes2 = subplots(2, width=4.6, height=3.4)
-    plot_curves(
-        axes2[0, 0],
-        {k: h["train_loss"] for k, h in hists.items()},
-        title="Training loss",
-        log_y=True,
-    )
-    plot_curves(
-        axes2[0, 1],
-        {k: h["val_acc"] for k, h in hists.items()},
-        title="Validation accuracy",
-        ylabel="accuracy",
-    )
-    fig_data = ctx.save_figure(
-        fig2,
-        "training",
-        f"The MLP (hidden {cfg.hidden}) on {ctx.data.noun}, "
-        f"η = {cfg.lr:g}, batch {cfg.batch_size}, same initial weights.",
-        width=820,
-    )
-    tables = [
+
+def _tables(cfg: Config, m: MomentumRuns) -> list[Table]:
+    surface = m.surface
+    local, best = surface.minima["local minimum"], surface.minima["global minimum"]
+    sweep_rows = [
+        [lam, e["final_loss"], e["end"], e["path"][-1][0], e["path"][-1][1]]
+        for lam, e in m.sweep.items()
+    ]
+    data_rows = [[name, d["train_loss"], d["val_loss"], d["val_acc"]] for name, d in m.data.items()]
+    return [
         Table(
             caption=f"Where {cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}) end, for "
             f"each λ (η = {cfg.lr:g}); local minimum L = {surface.loss(local):.3f}, global "
@@ -207,24 +252,57 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             formats={"train loss": ".4f", "val loss": ".4f", "val accuracy": ".1%"},
         ),
     ]
-    return SectionResult(
-        number=ctx.number,
-        key=KEY,
-        title=TITLE,
-        claim=CLAIM,
-        experiment=(
-            f"On the surface {surface.formula}, trainlab's lecture-form momentum optimizer runs "
-            f"{cfg.steps} steps from ({cfg.start[0]:g}, {cfg.start[1]:g}) with η = {cfg.lr:g} for "
-            f"several λ (λ = 0 is plain gradient descent). On the data, an MLP (hidden {cfg.hidden}) "
-            f"trains for {cfg.epochs} epochs on {len(y_tr):,} training images with λ = 0 and λ = {cfg.momentum:g} from the same "
-            "initial weights."
-        ),
-        figures=[fig_surface, fig_data],
-        tables=tables,
-        verdict=verdict,
-        numbers=numbers,
-        notes=[
-            f"Momentum values that reach the global minimum here: "
-            f"{', '.join(f'{v:g}' for v in reach) or 'none'}."
-        ],
+
+
+def _surface_figure(ctx: SectionContext, cfg: Config, m: MomentumRuns) -> Figure:
+    from trainlab.report.figures import legend, subplots
+    from trainlab.report.surfaces import draw_surface
+
+    surface, (plain_name, mom_name) = m.surface, run_names(cfg)
+    plain, mom = m.sweep[0.0], m.sweep[cfg.momentum]
+    fig, axes = subplots(2, width=5.4, height=4.2)
+    paths = {plain_name: plain["path"], mom_name: mom["path"]}
+    draw_surface(axes[0, 0], surface, paths, title=f"{cfg.steps} steps, η = {cfg.lr:g}", every=3)
+    ax = axes[0, 1]
+    ax.plot(plain["losses"], label=plain_name)
+    ax.plot(mom["losses"], label=mom_name)
+    lo = surface.loss(surface.minima["global minimum"])
+    hi = surface.loss(surface.minima["local minimum"])
+    ax.axhline(hi, color="grey", ls=":", lw=1)
+    ax.axhline(lo, color="grey", ls="--", lw=1)
+    ax.set_ylim(lo - 0.3 * (hi - lo), hi + 1.5 * (hi - lo))  # the start is far above: zoom in
+    ax.set(title="Loss along the path (zoomed on the minima)", xlabel="step", ylabel="L(w)")
+    legend(ax)
+    return ctx.save_figure(
+        fig,
+        "surface",
+        f"Left: {surface.formula}, with the paths of gradient descent and momentum "
+        "from the black square. Right: the loss along each path (dotted: local minimum, dashed: "
+        "global minimum).",
+        width=900,
+    )
+
+
+def _data_figure(ctx: SectionContext, cfg: Config, m: MomentumRuns) -> Figure:
+    from trainlab.report.figures import plot_curves, subplots
+
+    fig, axes = subplots(2, width=4.6, height=3.4)
+    plot_curves(
+        axes[0, 0],
+        {k: c["train_loss"] for k, c in m.curves.items()},
+        title="Training loss",
+        log_y=True,
+    )
+    plot_curves(
+        axes[0, 1],
+        {k: c["val_acc"] for k, c in m.curves.items()},
+        title="Validation accuracy",
+        ylabel="accuracy",
+    )
+    return ctx.save_figure(
+        fig,
+        "training",
+        f"The MLP (hidden {cfg.hidden}) on {ctx.data.noun}, "
+        f"η = {cfg.lr:g}, batch {cfg.batch_size}, same initial weights.",
+        width=820,
     )

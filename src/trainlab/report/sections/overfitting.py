@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from trainlab.report._models import cross_entropy, loss_and_accuracy, mlp, n_params, subset
+from trainlab.nn.mlp import mlp
+from trainlab.report._models import fit_classifier, n_params, scores, subset
 from trainlab.report.context import SectionContext
-from trainlab.report.figures import plot_curves, subplots
-from trainlab.report.result import SectionResult, Table, Verdict
+from trainlab.report.result import Figure, Rendered, Table, Verdict
 
 KEY = "overfitting"
 TITLE = "The training framework and overfitting"
@@ -64,89 +65,182 @@ def default_config(quick: bool) -> Config:
 RUNS = ["overfitting model", "fewer parameters", "early stopping", "L2 regularisation", "dropout"]
 
 
-def run(ctx: SectionContext, cfg: Config) -> SectionResult:
-    from trainlab.train import accuracy, fit
+# --- measurement ----------------------------------------------------------------------------
 
-    (x_all, y_all), (x_val, y_val) = ctx.data.flat()
-    x_tr, y_tr = subset(x_all, y_all, cfg.n_train, ctx.seed)
-    n_in = x_tr.shape[1]
-    specs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-        # name: (model kwargs, TrainConfig overrides)
+
+@dataclass
+class Overfitting:
+    """What the overfitting experiment measured.
+
+    Attributes:
+        n_train, n_val: training and validation images used.
+        runs: run name (``RUNS``) -> its numbers (parameters, epochs run, final and best losses).
+        curves: run name -> ``{"train_loss": [...], "val_loss": [...]}`` per epoch.
+        overfitting_observed: the flexible model's validation loss rose clearly above its best
+            while its training loss fell far below it.
+        remedy_lowers_val_loss: remedy -> whether it ends below the flexible model's val loss.
+        best_remedy: the remedy with the lowest final validation loss.
+    """
+
+    n_train: int
+    n_val: int
+    runs: dict[str, dict[str, Any]]
+    curves: dict[str, dict[str, list[float]]]
+    overfitting_observed: bool
+    remedy_lowers_val_loss: dict[str, bool]
+    best_remedy: str
+
+    def numbers(self) -> dict[str, Any]:
+        return {
+            "n_train": self.n_train,
+            "runs": self.runs,
+            "overfitting_observed": self.overfitting_observed,
+            "remedy_lowers_val_loss": self.remedy_lowers_val_loss,
+            "best_remedy": self.best_remedy,
+        }
+
+
+def measure(ctx: SectionContext, cfg: Config) -> Overfitting:
+    """Train the flexible model and each remedy on the same small subset.
+
+    Returns:
+        The :class:`Overfitting` numbers.
+    """
+    (x_all, y_all), val = ctx.data.flat()
+    train = subset(x_all, y_all, cfg.n_train, ctx.seed)
+    runs, curves = {}, {}
+    for name, (model_kw, train_kw) in _specs(cfg).items():
+        runs[name], curves[name] = _train_run(ctx, cfg, name, model_kw, train_kw, train, val)
+    base = runs[RUNS[0]]
+    overfits = (
+        base["val_loss_rise"] > 0.1 * base["best_val_loss"]
+        and base["train_loss"] < 0.5 * base["val_loss"]
+    )
+    return Overfitting(
+        n_train=len(train[1]),
+        n_val=len(val[1]),
+        runs=runs,
+        curves=curves,
+        overfitting_observed=overfits,
+        remedy_lowers_val_loss={n: runs[n]["val_loss"] < base["val_loss"] for n in RUNS[1:]},
+        best_remedy=min(RUNS[1:], key=lambda n: runs[n]["val_loss"]),
+    )
+
+
+def _specs(cfg: Config) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Run name -> (MLP keyword arguments, TrainConfig overrides)."""
+    return {
         RUNS[0]: ({"hidden": cfg.big_hidden}, {}),
         RUNS[1]: ({"hidden": cfg.small_hidden}, {}),
         RUNS[2]: ({"hidden": cfg.big_hidden}, {"patience": cfg.patience, "restore_best": True}),
         RUNS[3]: ({"hidden": cfg.big_hidden}, {"weight_decay": cfg.weight_decay}),
         RUNS[4]: ({"hidden": cfg.big_hidden, "dropout": cfg.dropout}, {}),
     }
-    rows, curves, hists = [], {}, {}
-    numbers: dict[str, Any] = {"n_train": len(y_tr), "runs": {}}
-    for name, (model_kw, train_kw) in specs.items():
-        torch.manual_seed(ctx.seed)  # the same initial weights for every run of the big model
-        model = mlp(n_in, **model_kw)
-        tc = ctx.train_config(
-            **{
-                "epochs": cfg.epochs,
-                "batch_size": cfg.batch_size,
-                "optimizer": cfg.optimizer,
-                "optimizer_kwargs": {"lr": cfg.lr},
-                "restore_best": False,
-                **train_kw,
-            }
+
+
+def _train_run(
+    ctx: SectionContext,
+    cfg: Config,
+    name: str,
+    model_kw: dict[str, Any],
+    train_kw: dict[str, Any],
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """One run: its numbers and its per-epoch curves."""
+    torch.manual_seed(ctx.seed)  # the same initial weights for every run of the big model
+    model = mlp(train[0].shape[1], out_features=10, **model_kw)
+    with ctx.step(f"{name}: {n_params(model):,} parameters"):
+        hist = fit_classifier(
+            ctx,
+            model,
+            train,
+            val,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            optimizer=cfg.optimizer,
+            optimizer_kwargs={"lr": cfg.lr},
+            **train_kw,
         )
-        with ctx.step(f"{name}: {n_params(model):,} parameters"):
-            hist = fit(
-                model, cross_entropy, (x_tr, y_tr), (x_val, y_val), tc, metrics={"acc": accuracy}
-            )
-        train_loss, train_acc = loss_and_accuracy(model, x_tr, y_tr)
-        val_loss, val_acc = loss_and_accuracy(model, x_val, y_val)
-        vl = hist["val_loss"]
-        best = min(range(len(vl)), key=vl.__getitem__)
-        run_numbers = {
-            "parameters": n_params(model),
-            "epochs_run": len(vl),
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "best_val_loss": vl[best],
-            "best_epoch": best + 1,
-            "val_loss_rise": val_loss - vl[best],
-        }
-        numbers["runs"][name] = run_numbers
-        hists[name] = hist
-        curves[name] = vl
+    s = scores(model, train, val)
+    vl = list(hist["val_loss"])
+    best = min(range(len(vl)), key=vl.__getitem__)
+    numbers = {
+        "parameters": n_params(model),
+        "epochs_run": len(vl),
+        "train_loss": s["train_loss"],
+        "train_acc": s["train_acc"],
+        "val_loss": s["val_loss"],
+        "val_acc": s["val_acc"],
+        "best_val_loss": vl[best],
+        "best_epoch": best + 1,
+        "val_loss_rise": s["val_loss"] - vl[best],
+    }
+    return numbers, {"train_loss": list(hist["train_loss"]), "val_loss": vl}
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def render(ctx: SectionContext, cfg: Config, m: Overfitting) -> Rendered:
+    """Table, figures, prose and verdict of the overfitting experiment."""
+    return Rendered(
+        experiment=(
+            f"An MLP with hidden layers {cfg.big_hidden} is trained on {m.n_train} training images "
+            f"({ctx.data.image_size}x{ctx.data.image_size} pixels, flattened) with "
+            f"{cfg.optimizer} (lr {cfg.lr:g}, batch {cfg.batch_size}) for {cfg.epochs} epochs, and "
+            f"validated on all {m.n_val} validation images. Each remedy changes one thing: "
+            f"hidden layers {cfg.small_hidden}; early stopping with patience {cfg.patience} keeping "
+            f"the best epoch; L2 penalty {cfg.weight_decay:g}; dropout {cfg.dropout:g}. All start "
+            "from the same seed. The chapter's framework reads the table from the left: a small "
+            "training loss rules out model bias and failed optimisation; a validation loss far "
+            "above it, and rising while the training loss falls, is overfitting."
+        ),
+        verdict=verdict(cfg, m),
+        tables=[_table(cfg, m)],
+        figures=[_curves_figure(ctx, m), _remedies_figure(ctx, m)],
+    )
+
+
+def verdict(cfg: Config, m: Overfitting) -> Verdict:
+    """Does the flexible model overfit, and how many remedies lower its validation loss?"""
+    base = m.runs[RUNS[0]]
+    n_helped = sum(m.remedy_lowers_val_loss.values())
+    if m.overfitting_observed:
+        best = m.best_remedy
+        text = (
+            f"The {base['parameters']:,}-parameter MLP overfits: its validation loss rose from "
+            f"{base['best_val_loss']:.3f} (epoch {base['best_epoch']}) to {base['val_loss']:.3f} while "
+            f"its training loss fell to {base['train_loss']:.2g}; {n_helped} of 4 remedies end with a "
+            f"lower validation loss, best {best} ({m.runs[best]['val_loss']:.3f})."
+        )
+    else:
+        text = (
+            f"The {base['parameters']:,}-parameter MLP did not overfit in {cfg.epochs} epochs "
+            f"(validation loss {base['val_loss']:.3f}, best {base['best_val_loss']:.3f}); "
+            f"{n_helped} of 4 remedies still lowered it."
+        )
+    return Verdict(text, _agrees(m.overfitting_observed, n_helped))
+
+
+def _agrees(overfits: bool, n_helped: int) -> bool | None:
+    if not overfits or n_helped <= 1:
+        return False
+    return True if n_helped == 4 else None
+
+
+def _table(cfg: Config, m: Overfitting) -> Table:
+    helped = m.remedy_lowers_val_loss
+    rows = []
+    for i, name in enumerate(RUNS):
+        r = m.runs[name]
         rows.append(
-            [
-                name,
-                run_numbers["parameters"],
-                run_numbers["epochs_run"],
-                train_loss,
-                val_loss,
-                val_loss - train_loss,
-                vl[best],
-                best + 1,
-                val_acc,
-            ]
+            [name, r["parameters"], r["epochs_run"], r["train_loss"], r["val_loss"]]
+            + [r["val_loss"] - r["train_loss"], r["best_val_loss"], r["best_epoch"], r["val_acc"]]
+            + ["reference" if i == 0 else helped[name]]
         )
-
-    base = numbers["runs"][RUNS[0]]
-    overfits = (
-        base["val_loss_rise"] > 0.1 * base["best_val_loss"]
-        and base["train_loss"] < 0.5 * base["val_loss"]
-    )
-    helped = {n: numbers["runs"][n]["val_loss"] < base["val_loss"] for n in RUNS[1:]}
-    best_remedy = min(RUNS[1:], key=lambda n: numbers["runs"][n]["val_loss"])
-    numbers.update(
-        {
-            "overfitting_observed": overfits,
-            "remedy_lowers_val_loss": helped,
-            "best_remedy": best_remedy,
-        }
-    )
-
-    figs = [_curves_figure(ctx, hists[RUNS[0]], base), _remedies_figure(ctx, curves)]
-    table = Table(
-        caption=f"{len(y_tr)} training images, {cfg.epochs} epochs at most; losses are mean "
+    return Table(
+        caption=f"{m.n_train} training images, {cfg.epochs} epochs at most; losses are mean "
         "cross-entropy of the weights each run ends with (early stopping keeps its best epoch).",
         columns=[
             "run",
@@ -160,7 +254,7 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
             "val accuracy",
             "lower val loss than the overfitting model",
         ],
-        rows=[r + (["reference"] if i == 0 else [helped[str(r[0])]]) for i, r in enumerate(rows)],
+        rows=rows,
         formats={
             "train loss": ".4f",
             "val loss": ".4f",
@@ -170,55 +264,17 @@ def run(ctx: SectionContext, cfg: Config) -> SectionResult:
         },
         mark_columns=["lower val loss than the overfitting model"],
     )
-    n_helped = sum(helped.values())
-    if overfits:
-        text = (
-            f"The {base['parameters']:,}-parameter MLP overfits: its validation loss rose from "
-            f"{base['best_val_loss']:.3f} (epoch {base['best_epoch']}) to {base['val_loss']:.3f} while "
-            f"its training loss fell to {base['train_loss']:.2g}; {n_helped} of 4 remedies end with a "
-            f"lower validation loss, best {best_remedy} ({numbers['runs'][best_remedy]['val_loss']:.3f})."
-        )
-    else:
-        text = (
-            f"The {base['parameters']:,}-parameter MLP did not overfit in {cfg.epochs} epochs "
-            f"(validation loss {base['val_loss']:.3f}, best {base['best_val_loss']:.3f}); "
-            f"{n_helped} of 4 remedies still lowered it."
-        )
-    return SectionResult(
-        number=ctx.number,
-        key=KEY,
-        title=TITLE,
-        claim=CLAIM,
-        experiment=(
-            f"An MLP with hidden layers {cfg.big_hidden} is trained on {len(y_tr)} training images "
-            f"({ctx.data.image_size}x{ctx.data.image_size} pixels, flattened) with "
-            f"{cfg.optimizer} (lr {cfg.lr:g}, batch {cfg.batch_size}) for {cfg.epochs} epochs, and "
-            f"validated on all {len(y_val)} validation images. Each remedy changes one thing: "
-            f"hidden layers {cfg.small_hidden}; early stopping with patience {cfg.patience} keeping "
-            f"the best epoch; L2 penalty {cfg.weight_decay:g}; dropout {cfg.dropout:g}. All start "
-            "from the same seed. The chapter's framework reads the table from the left: a small "
-            "training loss rules out model bias and failed optimisation; a validation loss far "
-            "above it, and rising while the training loss falls, is overfitting."
-        ),
-        figures=figs,
-        tables=[table],
-        verdict=Verdict(text, _agrees(overfits, n_helped)),
-        numbers=numbers,
-    )
 
 
-def _agrees(overfits: bool, n_helped: int) -> bool | None:
-    if not overfits or n_helped <= 1:
-        return False
-    return True if n_helped == 4 else None
+def _curves_figure(ctx: SectionContext, m: Overfitting) -> Figure:
+    from trainlab.report.figures import plot_curves, subplots
 
-
-def _curves_figure(ctx: SectionContext, hist: Any, base: dict[str, Any]) -> Any:
+    base, curves = m.runs[RUNS[0]], m.curves[RUNS[0]]
     fig, axes = subplots(1)
     ax = axes[0, 0]
     plot_curves(
         ax,
-        {"training loss": hist["train_loss"], "validation loss": hist["val_loss"]},
+        {"training loss": curves["train_loss"], "validation loss": curves["val_loss"]},
         title="The overfitting model",
         log_y=True,
     )
@@ -240,11 +296,13 @@ def _curves_figure(ctx: SectionContext, hist: Any, base: dict[str, Any]) -> Any:
     )
 
 
-def _remedies_figure(ctx: SectionContext, curves: dict[str, list[float]]) -> Any:
+def _remedies_figure(ctx: SectionContext, m: Overfitting) -> Figure:
+    from trainlab.report.figures import plot_curves, subplots
+
     fig, axes = subplots(1, width=7.0)
     plot_curves(
         axes[0, 0],
-        curves,
+        {name: c["val_loss"] for name, c in m.curves.items()},
         title="Validation loss with each remedy",
         ylabel="validation loss",
         styles={RUNS[0]: {"color": "black", "lw": 2.2}},
