@@ -32,18 +32,14 @@ import torch
 from torch import nn
 
 from trainlab.diagnose import Eigenpairs, ModelObjective, extreme_eigenpairs, power_iteration_topk
+from trainlab.phoneme import build_model, preset
 
 WIDTHS = (429, 1024, 512, 128, 39)
 
 
-def sample_mlp() -> nn.Sequential:
+def sample_mlp() -> nn.Module:
     """The phoneme ``sample`` model: 429-1024-512-128-39 with sigmoid activations."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(WIDTHS[:-1], WIDTHS[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(WIDTHS) - 2:
-            layers.append(nn.Sigmoid())
-    return nn.Sequential(*layers)
+    return build_model(preset("sample"))
 
 
 def build(batch: int, train_steps: int, seed: int) -> tuple[ModelObjective, float]:

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainlab.data._timit_synth import write_synthetic_timit
+from trainlab.phoneme._synth import write_synthetic_timit
 
 CHILD = """
 import sys

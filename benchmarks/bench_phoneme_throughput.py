@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainlab.tasks._phoneme_models import FrameMLP
+from trainlab.phoneme.models import FrameMLP
 from trainlab.train import TrainConfig, fit
 
 

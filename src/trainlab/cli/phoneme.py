@@ -8,6 +8,7 @@ validation by utterance, smoothing, submission), ``predict`` (a saved model on a
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "framewise phoneme classification: featurize audio, train, smooth, predict (hw2)"
 DESCRIPTION = (
@@ -16,14 +17,28 @@ DESCRIPTION = (
     "bidirectional RNN with an utterance-level validation split, smooth predictions along each "
     "utterance (median filter or Viterbi), and write Id,Class submissions."
 )
-SMOOTHING_CHOICES = ("none", "median", "majority", "viterbi")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``featurize``, ``train``, ``predict``, ``evaluate`` and ``presets`` actions."""
     sub = parser.add_subparsers(
         dest="phoneme_command", metavar="COMMAND", required=True, parser_class=type(parser)
     )
+    _add_featurize(sub)
+    _add_train(sub)
+    _add_predict(sub)
+    p = sub.add_parser("evaluate", help="accuracy of a saved model on a labelled data folder")
+    p.add_argument("--model", required=True, help="a training run's folder (or its model/)")
+    p.add_argument("--data", required=True, help="folder with train_11.npy and train_label_11.npy")
+    p.set_defaults(_run=_evaluate)
+    p = sub.add_parser("presets", help="list the model presets and their settings")
+    p.set_defaults(_run=_presets)
 
+
+def _add_featurize(sub: Any) -> None:
+    from trainlab.phoneme.featurize import FeaturizeConfig
+
+    d = FeaturizeConfig()
     p = sub.add_parser("featurize", help="wav files + .PHN/.TextGrid alignments -> *_11.npy rows")
     p.add_argument("--audio", required=True, help="folder searched recursively for .wav files")
     p.add_argument(
@@ -36,11 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test", action="store_true", help="write unlabelled test_11.npy (no alignments needed)"
     )
     p.add_argument(
-        "--tier", default="phones", help="TextGrid tier with the phones (default phones)"
+        "--tier", default=d.tier, help=f"TextGrid tier with the phones (default {d.tier})"
     )
-    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument(
+        "--workers", type=int, default=d.workers, help=f"processes (default {d.workers})"
+    )
     p.set_defaults(_run=_featurize)
 
+
+def _add_train(sub: Any) -> None:
+    from trainlab.phoneme.config import DEFAULT_PRESET, PRESETS, PhonemeConfig, smoothing_choices
+
+    d = PhonemeConfig()
     p = sub.add_parser(
         "train", help="train a model, validate by utterance, write model and submission"
     )
@@ -51,41 +73,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, help="folder for metrics, config, model/, submission.csv"
     )
     p.add_argument(
-        "--model", choices=("sample", "mlp", "rnn"), help="preset (default: config's, else mlp)"
+        "--model",
+        choices=PRESETS.names(),
+        help=f"preset (default: config's, else {DEFAULT_PRESET})",
     )
     p.add_argument(
         "--config", help="TOML or JSON file of settings (see 'trainlab phoneme presets')"
     )
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--device", help="auto, cpu, cuda or mps")
     p.add_argument(
-        "--smoothing", choices=(*SMOOTHING_CHOICES, "auto"), help="post-processing (default auto)"
+        "--smoothing",
+        choices=smoothing_choices(),
+        help=f"post-processing (default {d.smoothing})",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
     p.set_defaults(_run=_train)
+
+
+def _add_predict(sub: Any) -> None:
+    from trainlab.phoneme.smoothing import SMOOTHERS
 
     p = sub.add_parser("predict", help="classify the rows of a feature file with a saved model")
     p.add_argument("--model", required=True, help="a training run's folder (or its model/)")
     p.add_argument("--input", required=True, help="an (N, 429) float32 .npy, e.g. test_11.npy")
     p.add_argument("--output", required=True, help="the Id,Class CSV to write")
     p.add_argument(
-        "--smoothing", choices=SMOOTHING_CHOICES, help="default: the one chosen in training"
+        "--smoothing", choices=SMOOTHERS.names(), help="default: the one chosen in training"
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    p.add_argument("--device", help="auto, cpu, cuda or mps (default: auto, the best available)")
     p.set_defaults(_run=_predict)
-
-    p = sub.add_parser("evaluate", help="accuracy of a saved model on a labelled data folder")
-    p.add_argument("--model", required=True, help="a training run's folder (or its model/)")
-    p.add_argument("--data", required=True, help="folder with train_11.npy and train_label_11.npy")
-    p.set_defaults(_run=_evaluate)
-
-    p = sub.add_parser("presets", help="list the model presets and their settings")
-    p.set_defaults(_run=_presets)
 
 
 def _featurize(args: argparse.Namespace) -> int:
-    from trainlab.data.featurize import FeaturizeConfig, featurize
+    from trainlab.phoneme.featurize import FeaturizeConfig, featurize
 
     report = featurize(
         args.audio,
@@ -113,7 +135,7 @@ def _featurize(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainlab.tasks.phoneme import resolve_config, train_phoneme
+    from trainlab.phoneme import resolve_config, train_phoneme
 
     cfg = resolve_config(
         args.model,
@@ -139,17 +161,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from trainlab.tasks.phoneme import predict_phoneme
+    from trainlab.phoneme import predict_phoneme
 
-    pred = predict_phoneme(
-        args.model, args.input, args.output, smoothing=args.smoothing, device=args.device
-    )
+    device = {} if args.device is None else {"device": args.device}
+    pred = predict_phoneme(args.model, args.input, args.output, smoothing=args.smoothing, **device)
     print(f"{len(pred)} predictions -> {args.output}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from trainlab.tasks.phoneme import evaluate_phoneme
+    from trainlab.phoneme import evaluate_phoneme
 
     r = evaluate_phoneme(args.model, args.data)
     print(
@@ -161,14 +182,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from trainlab.config import to_dict
-    from trainlab.tasks.phoneme import PRESETS, preset
+    from trainlab.phoneme import PRESETS, preset
 
     for name in PRESETS.names():
         print(f"{name}: {PRESETS.help(name)}")
-        d = to_dict(preset(name))
+        cfg = preset(name)
+        d = to_dict(cfg)
         keys: tuple[str, ...] = (
             ("hidden", "activation", "batch_norm", "dropout")
-            if name != "rnn"
+            if not cfg.sequence
             else (
                 "rnn_cell",
                 "rnn_layers",
@@ -181,7 +203,3 @@ def _presets(args: argparse.Namespace) -> int:
         keys += ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler")
         print("    " + ", ".join(f"{k}={d[k]}" for k in keys))
     return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    return int(args._run(args))

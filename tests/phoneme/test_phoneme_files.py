@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainlab.data._timit_synth import write_synthetic_timit
-from trainlab.data.timit import (
+from trainlab.errors import DataError
+from trainlab.phoneme._synth import write_synthetic_timit
+from trainlab.phoneme.files import (
     NUM_CLASSES,
     PHONES,
     ROW_DIM,
@@ -23,7 +24,6 @@ from trainlab.data.timit import (
     split_by_utterance,
     utterance_index_path,
 )
-from trainlab.errors import DataError
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_recovered_boundaries_equal_the_written_index(folder: Path):
 
 def test_recovery_handles_one_frame_utterances():
     rng = np.random.default_rng(0)
-    from trainlab.data.featurize import splice
+    from trainlab.phoneme.featurize import splice
 
     parts = [splice(rng.standard_normal((n, 39)).astype(np.float32)) for n in (1, 7, 1, 1, 12)]
     rec = recover_utterances(np.concatenate(parts))

@@ -11,14 +11,35 @@ predictions are usually wrong. Three post-processors, each run utterance by utte
   "Connectionist Speech Recognition"): one state per phone, transition probabilities counted from
   the training labels (:func:`transition_matrix`), scaled likelihoods ``p(s|x) / p(s)^prior_scale``
   as emissions, ``transition_weight`` scaling the transition log-probabilities.
+
+A :class:`Smoothing` records a chosen post-processor and its parameters; :data:`SMOOTHERS` maps
+each method name (``none`` included) to the function that applies it, and :func:`apply_smoothing`
+dispatches through it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 import torch
 
-from trainlab.data.timit import NUM_CLASSES, Utterances
+from trainlab._threads import torch_threads
+from trainlab.phoneme.files import NUM_CLASSES, Utterances
+from trainlab.registry import Registry
+
+
+@dataclass
+class Smoothing:
+    """A chosen post-processor and its parameters."""
+
+    method: str = "none"  # a name in SMOOTHERS
+    window: int = 5
+    transition_weight: float = 1.0
+    prior_scale: float = 0.0
+    scores: dict[str, Any] = field(default_factory=dict)  # validation accuracy of each candidate
 
 
 def transition_matrix(
@@ -119,16 +140,12 @@ def viterbi_decode(
     )
     out = np.empty(len(lp), dtype=np.int64)
     order = np.argsort(utts.lengths, kind="stable")  # similar lengths share a batch
-    threads = torch.get_num_threads()
     # thousands of tiny sequential ops: extra threads only add synchronisation (and stall badly
     # on a busy machine)
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         for lo in range(0, len(order), batch_utterances):
             which = order[lo : lo + batch_utterances]
             _viterbi_batch(lp, utts.starts[which], utts.lengths[which], trans_t, out)
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 
@@ -167,3 +184,89 @@ def _viterbi_batch(
 def _padded_rows(starts: np.ndarray, lengths: np.ndarray, t_max: int) -> np.ndarray:
     offs = np.arange(t_max)[None, :]
     return np.where(offs < lengths[:, None], starts[:, None] + offs, -1)
+
+
+#: ``(log_probs (N, C), utts, smoothing, log_transitions, log_prior) -> (N,) classes``
+Smoother = Callable[
+    [np.ndarray, Utterances, Smoothing, np.ndarray | None, np.ndarray | None], np.ndarray
+]
+SMOOTHERS: Registry[Smoother] = Registry("smoothing")
+
+
+@SMOOTHERS.register("none", "the framewise argmax, unsmoothed")
+def _none(
+    log_probs: np.ndarray,
+    utts: Utterances,
+    s: Smoothing,
+    log_transitions: np.ndarray | None,
+    log_prior: np.ndarray | None,
+) -> np.ndarray:
+    return log_probs.argmax(axis=1)
+
+
+@SMOOTHERS.register("median", "a median filter of the argmax classes")
+def _median(
+    log_probs: np.ndarray,
+    utts: Utterances,
+    s: Smoothing,
+    log_transitions: np.ndarray | None,
+    log_prior: np.ndarray | None,
+) -> np.ndarray:
+    return median_smooth(log_probs.argmax(axis=1), utts, s.window)
+
+
+@SMOOTHERS.register("majority", "the most frequent argmax class in a window")
+def _majority(
+    log_probs: np.ndarray,
+    utts: Utterances,
+    s: Smoothing,
+    log_transitions: np.ndarray | None,
+    log_prior: np.ndarray | None,
+) -> np.ndarray:
+    return majority_smooth(log_probs.argmax(axis=1), utts, s.window)
+
+
+@SMOOTHERS.register("viterbi", "the best phone path under the hybrid NN/HMM")
+def _viterbi(
+    log_probs: np.ndarray,
+    utts: Utterances,
+    s: Smoothing,
+    log_transitions: np.ndarray | None,
+    log_prior: np.ndarray | None,
+) -> np.ndarray:
+    if log_transitions is None:
+        raise ValueError("Viterbi decoding needs the transition matrix")
+    return viterbi_decode(
+        log_probs,
+        utts,
+        log_transitions,
+        log_prior,
+        transition_weight=s.transition_weight,
+        prior_scale=s.prior_scale,
+    )
+
+
+def apply_smoothing(
+    log_probs: np.ndarray,
+    utts: Utterances,
+    smoothing: Smoothing,
+    log_transitions: np.ndarray | None,
+    log_prior: np.ndarray | None,
+) -> np.ndarray:
+    """Predicted classes after the post-processor ``smoothing``.
+
+    Args:
+        log_probs: (N, C) log posteriors.
+        utts: boundaries of the N rows.
+        smoothing: the method (a name in :data:`SMOOTHERS`) and its parameters.
+        log_transitions: (C, C) log transition matrix (Viterbi only).
+        log_prior: (C,) log class prior (Viterbi only).
+
+    Returns:
+        (N,) int64 classes.
+
+    Raises:
+        ConfigError: an unknown method.
+    """
+    smoother = SMOOTHERS.get(smoothing.method)
+    return smoother(log_probs, utts, smoothing, log_transitions, log_prior)

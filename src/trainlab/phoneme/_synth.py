@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.data.featurize import splice
-from trainlab.data.timit import FEATURE_DIM, NUM_CLASSES, ROW_DIM, Utterances, labels_to_strings
+from trainlab.phoneme.featurize import splice
+from trainlab.phoneme.files import FEATURE_DIM, NUM_CLASSES, ROW_DIM, Utterances, labels_to_strings
 
 
 def synthetic_utterance(

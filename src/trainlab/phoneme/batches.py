@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trainlab.data.timit import CONTEXT, FEATURE_DIM, Utterances
+from trainlab.phoneme.files import CONTEXT, FEATURE_DIM, Utterances
 
 IGNORE = -100  # target of padded frames (torch's default ignore_index)
 

@@ -2,12 +2,11 @@
 
 Framewise models see rows in batches; the sequence model sees whole utterances. Either way the
 output is one row of log-probabilities per frame, in the order of the utterances asked for, which
-the smoothers of :mod:`trainlab.tasks._phoneme_smoothing` then post-process utterance by utterance.
+the smoothers of :mod:`trainlab.phoneme.smoothing` then post-process utterance by utterance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,13 @@ import numpy as np
 import torch
 
 from trainlab._io import atomic_open
-from trainlab.data.timit import NUM_CLASSES, Utterances
-from trainlab.tasks._phoneme_batches import FrameBatches, UtteranceBatches
-from trainlab.tasks._phoneme_smoothing import (
+from trainlab.phoneme.batches import FrameBatches, UtteranceBatches
+from trainlab.phoneme.files import NUM_CLASSES, Utterances
+from trainlab.phoneme.smoothing import (
+    Smoothing,
+    apply_smoothing,
     majority_smooth,
     median_smooth,
-    viterbi_decode,
 )
 
 
@@ -77,46 +77,6 @@ def log_posteriors(
         model.train(was_training)
 
 
-@dataclass
-class Smoothing:
-    """A chosen post-processor and its parameters."""
-
-    method: str = "none"  # none | median | majority | viterbi
-    window: int = 5
-    transition_weight: float = 1.0
-    prior_scale: float = 0.0
-    scores: dict[str, Any] = field(default_factory=dict)  # validation accuracy of each candidate
-
-
-def apply_smoothing(
-    log_probs: np.ndarray,
-    utts: Utterances,
-    smoothing: Smoothing,
-    log_transitions: np.ndarray | None,
-    log_prior: np.ndarray | None,
-) -> np.ndarray:
-    """Predicted classes (N,) after the post-processor ``smoothing``."""
-    pred = log_probs.argmax(axis=1)
-    if smoothing.method == "none":
-        return pred
-    if smoothing.method == "median":
-        return median_smooth(pred, utts, smoothing.window)
-    if smoothing.method == "majority":
-        return majority_smooth(pred, utts, smoothing.window)
-    if smoothing.method == "viterbi":
-        if log_transitions is None:
-            raise ValueError("Viterbi decoding needs the transition matrix")
-        return viterbi_decode(
-            log_probs,
-            utts,
-            log_transitions,
-            log_prior,
-            transition_weight=smoothing.transition_weight,
-            prior_scale=smoothing.prior_scale,
-        )
-    raise ValueError(f"unknown smoothing {smoothing.method!r}")
-
-
 def choose_smoothing(
     log_probs: np.ndarray,
     labels: np.ndarray,
@@ -154,25 +114,8 @@ def choose_smoothing(
     full = _search(log_probs, labels, utts, log_transitions, log_prior, **grid)
     honest = {m: a for m, (a, _) in full.items()}
     if folds >= 2 and len(utts) >= folds:
-        group = np.random.default_rng(seed).permutation(len(utts)) % folds
-        correct = dict.fromkeys(full, 0)
-        for f in range(folds):
-            tune_u, held_u = np.flatnonzero(group != f), np.flatnonzero(group == f)
-            tune, held = utts.rows(tune_u), utts.rows(held_u)
-            tuned = _search(
-                log_probs[tune],
-                labels[tune],
-                utts.subset(tune_u),
-                log_transitions,
-                log_prior,
-                **grid,
-            )
-            for m, (_, s) in tuned.items():
-                pred = apply_smoothing(
-                    log_probs[held], utts.subset(held_u), s, log_transitions, log_prior
-                )
-                correct[m] += int((pred == labels[held]).sum())
-        honest = {m: c / len(labels) for m, c in correct.items()}
+        args = (log_probs, labels, utts, log_transitions, log_prior)
+        honest = _cross_fitted(*args, grid=grid, methods=list(full), folds=folds, seed=seed)
     scores: dict[str, Any] = {"raw": full["none"][0]}
     for m in ("median", "majority", "viterbi"):
         scores[m] = {
@@ -187,6 +130,40 @@ def choose_smoothing(
     chosen = full[name][1]
     chosen.scores = scores
     return chosen
+
+
+def _cross_fitted(
+    log_probs: np.ndarray,
+    labels: np.ndarray,
+    utts: Utterances,
+    log_transitions: np.ndarray,
+    log_prior: np.ndarray,
+    *,
+    grid: dict[str, Any],
+    methods: list[str],
+    folds: int,
+    seed: int,
+) -> dict[str, float]:
+    """Each method's accuracy with its parameters tuned on the other folds: method -> accuracy."""
+    group = np.random.default_rng(seed).permutation(len(utts)) % folds
+    correct = dict.fromkeys(methods, 0)
+    for f in range(folds):
+        tune_u, held_u = np.flatnonzero(group != f), np.flatnonzero(group == f)
+        tune, held = utts.rows(tune_u), utts.rows(held_u)
+        tuned = _search(
+            log_probs[tune],
+            labels[tune],
+            utts.subset(tune_u),
+            log_transitions,
+            log_prior,
+            **grid,
+        )
+        for m, (_, s) in tuned.items():
+            pred = apply_smoothing(
+                log_probs[held], utts.subset(held_u), s, log_transitions, log_prior
+            )
+            correct[m] += int((pred == labels[held]).sum())
+    return {m: c / len(labels) for m, c in correct.items()}
 
 
 def _search(

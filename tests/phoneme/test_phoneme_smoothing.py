@@ -8,24 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.data.timit import Utterances
-from trainlab.tasks._phoneme_infer import Smoothing, apply_smoothing, choose_smoothing
-from trainlab.tasks._phoneme_smoothing import (
+from trainlab.errors import ConfigError
+from trainlab.phoneme.files import Utterances
+from trainlab.phoneme.infer import choose_smoothing
+from trainlab.phoneme.smoothing import (
+    SMOOTHERS,
+    Smoothing,
+    apply_smoothing,
     class_prior,
     majority_smooth,
     median_smooth,
     transition_matrix,
     viterbi_decode,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread avoids OpenMP stalls when the machine is busy."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _utts(lengths: list[int]) -> Utterances:
@@ -152,3 +147,31 @@ def test_choose_smoothing_picks_the_best_on_noisy_labels():
     assert (
         apply_smoothing(lp, utts, Smoothing("none"), None, None).tolist() == lp.argmax(1).tolist()
     )
+
+
+def test_every_registered_smoother_is_applied_by_name():
+    rng = np.random.default_rng(4)
+    utts = _utts([9, 4, 1])
+    lp = np.log(rng.dirichlet(np.ones(5), size=utts.num_rows))
+    log_a = np.log(rng.dirichlet(np.ones(5), size=5))
+    pred = lp.argmax(1)
+    want = {
+        "none": pred,
+        "median": median_smooth(pred, utts, 3),
+        "majority": majority_smooth(pred, utts, 3),
+        "viterbi": viterbi_decode(lp, utts, log_a, transition_weight=2.0),
+    }
+    assert SMOOTHERS.names() == sorted(want)
+    for name in SMOOTHERS:
+        s = Smoothing(name, window=3, transition_weight=2.0)
+        np.testing.assert_array_equal(apply_smoothing(lp, utts, s, log_a, None), want[name])
+    with pytest.raises(ConfigError, match="unknown smoothing 'blur'"):
+        apply_smoothing(lp, utts, Smoothing("blur"), log_a, None)
+    with pytest.raises(ValueError, match="transition matrix"):
+        apply_smoothing(lp, utts, Smoothing("viterbi"), None, None)
+
+
+def test_viterbi_restores_the_thread_count():
+    torch.set_num_threads(2)
+    viterbi_decode(np.zeros((4, 3)), _utts([4]), np.zeros((3, 3)))
+    assert torch.get_num_threads() == 2

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.data._textgrid import read_textgrid
-from trainlab.data.timit import PHONE_TO_INDEX, PHONES
 from trainlab.errors import DataError
+from trainlab.phoneme._textgrid import read_textgrid
+from trainlab.phoneme.files import PHONE_TO_INDEX, PHONES
 
 TIMIT_SAMPLE_RATE = 16000
 ALIGNMENT_SUFFIXES = (".phn", ".textgrid")

@@ -8,25 +8,24 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from trainlab.data._audio import read_audio
-from trainlab.data.featurize import (
+from trainlab.errors import DataError
+from trainlab.phoneme._audio import read_audio
+from trainlab.phoneme.featurize import (
     FeaturizeConfig,
     add_deltas,
     cmvn,
-    delta_windows,
     featurize,
     mfcc,
     splice,
     utterance_features,
 )
-from trainlab.data.timit import (
+from trainlab.phoneme.files import (
     PHONE_TO_INDEX,
     Utterances,
     centre_frames,
     load_timit,
     recover_utterances,
 )
-from trainlab.errors import DataError
 
 knf = pytest.importorskip("kaldi_native_fbank")
 
@@ -62,20 +61,37 @@ def corpus(tmp_path: Path) -> tuple[Path, Path]:
     return audio, align
 
 
-def test_delta_windows_are_kaldis():
-    w = delta_windows(2, 2)
-    np.testing.assert_allclose(w[1], np.array([-2, -1, 0, 1, 2]) / 10)
-    np.testing.assert_allclose(w[2], np.convolve(w[1], w[1]))
-    assert len(w[2]) == 9
+def _regression_deltas(feats: np.ndarray, order: int, window: int) -> np.ndarray:
+    """Kaldi's add-deltas written out: ``w1[j] = j / (2 sum_k k^2)``, ``w_i = w_{i-1} * w1``."""
+    w1 = np.arange(-window, window + 1) / (2 * sum(k * k for k in range(1, window + 1)))
+    ws = [np.ones(1)]
+    for _ in range(order):
+        ws.append(np.convolve(ws[-1], w1))
+    t, x = len(feats), feats.astype(np.float64)
+    blocks = [x]
+    for w in ws[1:]:
+        half = len(w) // 2
+        idx = np.clip(np.arange(t)[:, None] + np.arange(-half, half + 1)[None, :], 0, t - 1)
+        blocks.append(np.einsum("tld,l->td", x[idx], w))  # edge frames repeated
+    return np.concatenate(blocks, axis=1)
 
 
 @pytest.mark.parametrize("frames", [1, 2, 5, 60])
-def test_deltas_equal_kaldi_add_deltas(frames: int):
-    feats = np.random.default_rng(frames).standard_normal((frames, 13)).astype(np.float32)
-    ours = add_deltas(feats, order=2, window=2)
-    ref = knf.compute_deltas(knf.DeltaOptions(), feats)
-    assert ours.shape == (frames, 39)
-    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize(("order", "window"), [(2, 2), (1, 3)])
+def test_deltas_equal_kaldis_regression_formula(frames: int, order: int, window: int):
+    feats = (30 * np.random.default_rng(frames).standard_normal((frames, 13))).astype(np.float32)
+    ours = add_deltas(feats, order=order, window=window)
+    assert ours.shape == (frames, 13 * (order + 1)) and ours.dtype == np.float32
+    ref = _regression_deltas(feats, order, window)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_deltas_of_a_ramp_are_its_slope():
+    ramp = np.arange(30, dtype=np.float32)[:, None] * np.array([[1.0, -2.0, 0.5]], np.float32)
+    d = add_deltas(ramp, order=2, window=2)
+    np.testing.assert_array_equal(d[:, :3], ramp)
+    np.testing.assert_allclose(d[2:-2, 3:6], np.broadcast_to([1.0, -2.0, 0.5], (26, 3)), atol=1e-5)
+    np.testing.assert_allclose(d[4:-4, 6:], 0.0, atol=1e-5)  # no curvature away from the edges
 
 
 def test_splice_repeats_edge_frames_and_rows_overlap():

@@ -2,7 +2,8 @@
 
 Per utterance: read the wav (resampled to 16 kHz), 13 Kaldi MFCCs (25 ms window, 10 ms shift, no
 dither, Kaldi's defaults otherwise: Povey window, 23 mel bins, c0 replaced by log energy, lifter 22),
-deltas and delta-deltas with Kaldi's regression window of 2 (``add-deltas``), per-utterance mean and
+deltas and delta-deltas with Kaldi's regression window of 2 (``add-deltas``, computed by
+``kaldi_native_fbank.compute_deltas``), per-utterance mean and
 variance normalisation of the 39 features, then 11-frame context rows with edge frames repeated,
 and one label per frame: the phone under the frame's centre (``10 ms * t + 12.5 ms``). Frames
 without a class (under TIMIT's ``q``) are dropped from the training rows.
@@ -23,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from trainlab._io import atomic_write_with
-from trainlab.data._audio import read_audio
-from trainlab.data.alignments import find_alignments, read_alignment
-from trainlab.data.timit import CONTEXT, Utterances, labels_to_strings
 from trainlab.errors import DataError
+from trainlab.phoneme._audio import read_audio
+from trainlab.phoneme.alignments import find_alignments, read_alignment
+from trainlab.phoneme.files import CONTEXT, Utterances, labels_to_strings
 
 AUDIO_SUFFIXES = (".wav",)
 
@@ -85,30 +86,24 @@ def mfcc(samples: np.ndarray, config: FeaturizeConfig | None = None) -> np.ndarr
     return np.asarray([m.get_frame(i) for i in range(n)], dtype=np.float32)
 
 
-def delta_windows(order: int = 2, window: int = 2) -> list[np.ndarray]:
-    """Kaldi's regression windows: ``w1[j] = j / (2 * sum_k k^2)``, ``w_i = w_{i-1} * w1``."""
-    w1 = np.arange(-window, window + 1, dtype=np.float64) / (
-        2 * sum(k * k for k in range(1, window + 1))
-    )
-    ws = [np.ones(1)]
-    for _ in range(order):
-        ws.append(np.convolve(ws[-1], w1))
-    return ws
-
-
 def add_deltas(feats: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
-    """Append delta features as Kaldi's ``add-deltas``: (T, D) -> (T, D * (order + 1)).
+    """Append delta features as Kaldi's ``add-deltas`` (``kaldi_native_fbank.compute_deltas``).
 
-    Each order is one filter over the original frames, out-of-range frames clamped to the edges.
+    Each order is a regression filter over the frames, out-of-range frames clamped to the edges.
+
+    Args:
+        feats: (T, D) frames.
+        order: highest delta order (2 = deltas and delta-deltas).
+        window: half-width of the regression window.
+
+    Returns:
+        (T, D * (order + 1)) float32: the frames, then each order's deltas.
     """
-    t = len(feats)
-    x = feats.astype(np.float64)
-    blocks = [x]
-    for w in delta_windows(order, window)[1:]:
-        half = len(w) // 2
-        idx = np.clip(np.arange(t)[:, None] + np.arange(-half, half + 1)[None, :], 0, t - 1)
-        blocks.append(np.einsum("tld,l->td", x[idx], w))  # (T, L, D) -> (T, D)
-    return np.concatenate(blocks, axis=1).astype(np.float32)
+    import kaldi_native_fbank as knf
+
+    opts = knf.DeltaOptions(order=order, window=window)
+    x = np.ascontiguousarray(feats, dtype=np.float32)
+    return np.asarray(knf.compute_deltas(opts, x), dtype=np.float32)
 
 
 def cmvn(feats: np.ndarray, eps: float = 1e-8) -> np.ndarray:
@@ -172,27 +167,58 @@ def featurize(
     t0 = time.perf_counter()
     wavs = _find_audio(Path(audio_dir))
     report = FeaturizeReport()
+    ids, aligns = _match(wavs, audio_dir, align_dir, test, report)
+    jobs = [(wavs[u], None if test else aligns[u], cfg) for u in ids]
+    results = _map(_featurize_one, jobs, cfg.workers)
+    kept_ids, feats, labels = _keep(ids, results, report)
+    if not kept_ids:
+        raise DataError(audio_dir, "no utterance produced a labelled frame")
+    prefix = "test" if test else "train"
+    report.outputs = _write(Path(out_dir), prefix, kept_ids, feats, labels, cfg.context)
+    report.utterances = len(kept_ids)
+    report.frames = sum(
+        len(f) if lab is None else int((lab >= 0).sum()) for f, lab in zip(feats, labels)
+    )
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _match(
+    wavs: dict[str, Path],
+    audio_dir: str | Path,
+    align_dir: str | Path | None,
+    test: bool,
+    report: FeaturizeReport,
+) -> tuple[list[str], dict[str, Path]]:
+    """The utterance ids to featurize and their alignments; unmatched ids go into ``report``."""
     aligns: dict[str, Path] = {}
     if align_dir is not None:
         aligns = find_alignments(align_dir)
     elif not test:
         raise DataError(None, "training features need alignments (--align DIR)")
-    if align_dir is not None:
-        report.missing_alignment = sorted(set(wavs) - set(aligns))
-        report.missing_audio = sorted(set(aligns) - set(wavs))
-        ids = sorted(set(wavs) & set(aligns))
-        if not ids:
-            raise DataError(
-                align_dir,
-                f"none of the {len(aligns)} alignments matches one of the {len(wavs)} wavs under "
-                f"{audio_dir} by file name (e.g. wav {next(iter(sorted(wavs)))!r})",
-            )
-    else:
-        ids = sorted(wavs)
-    jobs = [(wavs[u], None if test else aligns[u], cfg) for u in ids]
-    results = _map(_featurize_one, jobs, cfg.workers)
+    if align_dir is None:
+        return sorted(wavs), aligns
+    report.missing_alignment = sorted(set(wavs) - set(aligns))
+    report.missing_audio = sorted(set(aligns) - set(wavs))
+    ids = sorted(set(wavs) & set(aligns))
+    if not ids:
+        raise DataError(
+            align_dir,
+            f"none of the {len(aligns)} alignments matches one of the {len(wavs)} wavs under "
+            f"{audio_dir} by file name (e.g. wav {next(iter(sorted(wavs)))!r})",
+        )
+    return ids, aligns
 
-    kept_ids, feats, labels = [], [], []
+
+def _keep(
+    ids: list[str],
+    results: list[tuple[np.ndarray, np.ndarray | None, bool]],
+    report: FeaturizeReport,
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray | None]]:
+    """Drop utterances left without a labelled frame; note short alignments and dropped frames."""
+    kept_ids: list[str] = []
+    feats: list[np.ndarray] = []
+    labels: list[np.ndarray | None] = []
     for uid, (f, lab, short) in zip(ids, results):
         if short:
             report.short_alignment.append(uid)
@@ -204,16 +230,7 @@ def featurize(
         kept_ids.append(uid)
         feats.append(f)
         labels.append(lab)
-    if not kept_ids:
-        raise DataError(audio_dir, "no utterance produced a labelled frame")
-    prefix = "test" if test else "train"
-    report.outputs = _write(Path(out_dir), prefix, kept_ids, feats, labels, cfg.context)
-    report.utterances = len(kept_ids)
-    report.frames = sum(
-        len(f) if lab is None else int((lab >= 0).sum()) for f, lab in zip(feats, labels)
-    )
-    report.seconds = time.perf_counter() - t0
-    return report
+    return kept_ids, feats, labels
 
 
 def _featurize_one(
@@ -298,7 +315,6 @@ __all__ = [
     "FeaturizeReport",
     "add_deltas",
     "cmvn",
-    "delta_windows",
     "featurize",
     "mfcc",
     "splice",

@@ -6,51 +6,43 @@
 * :class:`SequenceRNN` reads whole utterances with a bidirectional LSTM or GRU (Graves & Schmidhuber
   2005, "Framewise phoneme classification with bidirectional LSTM"), one output per frame; the
   backward direction starts at each utterance's real end (:class:`BiRNN`).
+
+:func:`build_model` turns a :class:`~trainlab.phoneme.config.PhonemeConfig` into one of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
-from trainlab.data.timit import NUM_CLASSES, ROW_DIM
 from trainlab.errors import ConfigError
-
-ACTIVATIONS = {
-    "sigmoid": nn.Sigmoid,
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-}
-
-
-def _activation(name: str) -> nn.Module:
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        raise ConfigError(
-            f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}"
-        ) from None
+from trainlab.nn.mlp import mlp
+from trainlab.phoneme.config import PhonemeConfig
+from trainlab.phoneme.files import FEATURE_DIM, NUM_CLASSES, ROW_DIM
 
 
 class FrameMLP(nn.Module):
     """Linear -> [BatchNorm] -> activation -> [Dropout] blocks, then a linear classifier.
 
+    The layers are :func:`trainlab.nn.mlp.mlp`'s, held as ``self.net``; with BatchNorm the hidden
+    Linear layers have no bias (the BatchNorm shift makes it redundant).
+
     Args:
         in_features: row width (429 = 11 frames x 39).
         hidden: widths of the hidden layers.
-        activation: a name in :data:`ACTIVATIONS`.
+        num_classes: output width.
+        activation: a name in :data:`trainlab.nn.mlp.ACTIVATIONS`.
         batch_norm: normalise each hidden layer's pre-activations.
-        dropout: drop probability after each hidden activation (also on the input when
-            ``input_dropout`` > 0).
+        dropout: drop probability after each hidden activation.
+        input_dropout: drop probability on the input features.
     """
 
     def __init__(
         self,
         in_features: int = ROW_DIM,
-        hidden: tuple[int, ...] | list[int] = (1024, 512, 128),
+        hidden: Sequence[int] = (1024, 512, 128),
         num_classes: int = NUM_CLASSES,
         activation: str = "sigmoid",
         batch_norm: bool = False,
@@ -58,21 +50,16 @@ class FrameMLP(nn.Module):
         input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        if input_dropout > 0:
-            layers.append(nn.Dropout(input_dropout))
-        width = in_features
-        for h in hidden:
-            # the BatchNorm shift makes the linear bias redundant
-            layers.append(nn.Linear(width, h, bias=not batch_norm))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(h))
-            layers.append(_activation(activation))
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = h
-        layers.append(nn.Linear(width, num_classes))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(
+            in_features,
+            hidden,
+            num_classes,
+            activation,
+            batch_norm=batch_norm,
+            dropout=dropout,
+            input_dropout=input_dropout,
+            hidden_bias=not batch_norm,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)  # (B, 429) -> (B, C)
@@ -172,3 +159,32 @@ class FlatFrames(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         out = self.net(x, lengths)
         return out.reshape(-1, out.shape[-1])  # (B, T, C) -> (B*T, C)
+
+
+def build_model(config: PhonemeConfig) -> nn.Module:
+    """The network ``config`` describes: a :class:`SequenceRNN` for ``rnn``, else a :class:`FrameMLP`.
+
+    Args:
+        config: the run's settings.
+
+    Returns:
+        The untrained network (weights drawn from torch's global generator).
+    """
+    if config.sequence:
+        return SequenceRNN(
+            in_features=FEATURE_DIM * config.rnn_frames,
+            hidden_size=config.rnn_hidden,
+            num_layers=config.rnn_layers,
+            cell=config.rnn_cell,
+            dropout=config.dropout,
+            proj_size=config.rnn_proj,
+        )
+    return FrameMLP(
+        ROW_DIM,
+        config.hidden,
+        NUM_CLASSES,
+        config.activation,
+        config.batch_norm,
+        config.dropout,
+        config.input_dropout,
+    )

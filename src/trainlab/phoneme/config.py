@@ -1,18 +1,29 @@
-"""Settings of a phoneme run: one typed dataclass and three named presets (sample, mlp, rnn).
+"""Settings of a phoneme run: one typed dataclass and the registry of named presets.
 
-A run's settings resolve in layers: the preset named by ``--model`` (or the file's ``model`` key),
-then the TOML/JSON file given with ``--config``, then command-line flags.
+The presets (:data:`PRESETS`: ``sample``, ``mlp``, ``rnn``) name the architectures too: a config's
+``model`` is the preset it started from. A run's settings resolve in layers: the preset named by
+``--model`` (or the file's ``model`` key, else :data:`DEFAULT_PRESET`), then the TOML/JSON file
+given with ``--config``, then command-line flags. :func:`train_config` turns the settings into the
+Trainer's.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainlab.config import from_dict, read_mapping, to_dict
 from trainlab.errors import ConfigError
+from trainlab.phoneme.smoothing import SMOOTHERS
 from trainlab.registry import Registry
+
+if TYPE_CHECKING:
+    from trainlab.train import TrainConfig
+
+DEFAULT_PRESET = "mlp"
+AUTO = "auto"  # the smoothing setting that picks the best method on the validation utterances
 
 
 @dataclass
@@ -20,9 +31,10 @@ class PhonemeConfig:
     """Everything a phoneme run needs besides the data.
 
     Attributes:
-        model: the architecture: ``sample``/``mlp`` (framewise MLP) or ``rnn`` (bidirectional RNN).
+        model: the preset and architecture: ``sample``/``mlp`` (framewise MLP) or ``rnn``
+            (bidirectional RNN); a name in :data:`PRESETS`.
         hidden: MLP hidden widths.
-        activation: MLP activation (sigmoid, relu, leaky_relu, gelu, silu, elu).
+        activation: MLP activation, a name in :data:`trainlab.nn.mlp.ACTIVATIONS`.
         batch_norm: BatchNorm after each MLP hidden layer.
         dropout: dropout after each hidden layer (MLP) / between RNN layers.
         input_dropout: dropout on the MLP's input features.
@@ -40,14 +52,15 @@ class PhonemeConfig:
         device: ``auto``, ``cpu``, ``cuda``, ``mps``.
         amp: bf16 autocast on CUDA.
         threads: CPU threads for PyTorch (0 = PyTorch's default; 1 is fastest on a busy machine).
-        smoothing: post-processing for predictions: ``none``, ``median``, ``majority``,
-            ``viterbi`` or ``auto`` (the best of them on the validation utterances).
+        smoothing: post-processing for predictions: a name in
+            :data:`trainlab.phoneme.smoothing.SMOOTHERS` (``none``, ``median``, ``majority``,
+            ``viterbi``) or ``auto`` (the best of them on the validation utterances).
         median_windows: window sizes tried for the median/majority filters (best kept).
         transition_weights: Viterbi transition scales tried (best kept).
         prior_scales: Viterbi prior-division scales tried (best kept).
     """
 
-    model: str = "mlp"
+    model: str = DEFAULT_PRESET
     hidden: list[int] = field(default_factory=lambda: [1024, 512, 128])
     activation: str = "sigmoid"
     batch_norm: bool = False
@@ -81,11 +94,13 @@ class PhonemeConfig:
     prior_scales: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
 
     def __post_init__(self) -> None:
-        if self.model not in ("sample", "mlp", "rnn"):
-            raise ConfigError(f"model must be 'sample', 'mlp' or 'rnn', got {self.model!r}")
-        if self.smoothing not in SMOOTHINGS:
+        if self.model not in PRESETS:
             raise ConfigError(
-                f"smoothing must be one of {', '.join(SMOOTHINGS)}, got {self.smoothing!r}"
+                f"model must be one of {', '.join(PRESETS.names())}, got {self.model!r}"
+            )
+        if self.smoothing not in smoothing_choices():
+            raise ConfigError(
+                f"smoothing must be one of {', '.join(smoothing_choices())}, got {self.smoothing!r}"
             )
         if not 0.0 <= self.val_ratio < 1.0:
             raise ConfigError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
@@ -102,7 +117,10 @@ class PhonemeConfig:
         return self.model == "rnn"
 
 
-SMOOTHINGS = ("none", "median", "majority", "viterbi", "auto")
+def smoothing_choices() -> list[str]:
+    """The values ``smoothing`` may take: every registered smoother, then ``auto``."""
+    return [*SMOOTHERS.names(), AUTO]
+
 
 PRESETS: Registry[Any] = Registry("phoneme model")
 
@@ -157,7 +175,11 @@ def _rnn() -> PhonemeConfig:
 
 
 def preset(name: str) -> PhonemeConfig:
-    """The preset configuration ``name`` (``sample``, ``mlp`` or ``rnn``)."""
+    """The preset configuration ``name`` (a name in :data:`PRESETS`).
+
+    Raises:
+        ConfigError: an unknown name.
+    """
     return PRESETS.get(name)()
 
 
@@ -167,12 +189,15 @@ def resolve_config(
     """Preset, then file, then overrides (``None`` values are ignored).
 
     Args:
-        model: the preset; default: the file's ``model`` key, else ``mlp``.
+        model: the preset; default: the file's ``model`` key, else :data:`DEFAULT_PRESET`.
         path: a TOML or JSON file of :class:`PhonemeConfig` settings.
         overrides: settings from the command line.
+
+    Returns:
+        The resolved configuration.
     """
     data = read_mapping(path) if path is not None else {}
-    name = model or data.get("model") or "mlp"
+    name = model or data.get("model") or DEFAULT_PRESET
     if not isinstance(name, str):
         raise ConfigError(f"{path}: model must be a string, got {name!r}")
     merged = to_dict(preset(name))
@@ -182,4 +207,63 @@ def resolve_config(
     return from_dict(PhonemeConfig, merged, source=str(path) if path else "phoneme config")
 
 
-__all__ = ["PRESETS", "SMOOTHINGS", "PhonemeConfig", "preset", "resolve_config"]
+def train_config(
+    cfg: PhonemeConfig, out: str | Path, *, quiet: bool = False, has_val: bool = True
+) -> TrainConfig:
+    """The Trainer's settings for a phoneme run.
+
+    An optimizer trainlab does not implement from scratch falls back to its ``torch_`` twin, and
+    an unregistered schedule (with a warning) to a constant rate.
+
+    Args:
+        cfg: the run's settings.
+        out: where the Trainer writes its checkpoints.
+        quiet: no per-epoch output.
+        has_val: whether there are validation batches (then the best epoch is the best
+            validation accuracy, else the lowest training loss).
+
+    Returns:
+        The :class:`~trainlab.train.TrainConfig`.
+    """
+    from trainlab.optim import list_optimizers, list_schedulers
+    from trainlab.train import TrainConfig
+
+    optimizer, scheduler = cfg.optimizer, cfg.scheduler
+    # trainlab's from-scratch "adam" equals torch.optim.Adam; use torch's where it is not registered
+    if optimizer not in list_optimizers() and f"torch_{optimizer}" in list_optimizers():
+        optimizer = f"torch_{optimizer}"
+    if scheduler not in list_schedulers():
+        warnings.warn(
+            f"schedule {scheduler!r} is not registered; using a constant rate", stacklevel=2
+        )
+        scheduler = "constant"
+    return TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        optimizer=optimizer,
+        optimizer_kwargs={"lr": cfg.lr, "betas": tuple(cfg.betas)},
+        scheduler=scheduler,
+        scheduler_kwargs=dict(cfg.scheduler_kwargs) if scheduler == cfg.scheduler else {},
+        weight_decay=cfg.weight_decay,
+        grad_clip=cfg.grad_clip,
+        seed=cfg.seed,
+        device=cfg.device,
+        amp=cfg.amp,
+        monitor="val_acc" if has_val else "train_loss",
+        mode="max" if has_val else "min",
+        patience=cfg.patience,
+        out_dir=str(out),
+        quiet=quiet,
+    )
+
+
+__all__ = [
+    "AUTO",
+    "DEFAULT_PRESET",
+    "PRESETS",
+    "PhonemeConfig",
+    "preset",
+    "resolve_config",
+    "smoothing_choices",
+    "train_config",
+]

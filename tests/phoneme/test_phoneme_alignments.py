@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainlab.data._textgrid import parse_textgrid
-from trainlab.data.alignments import (
+from trainlab.errors import DataError
+from trainlab.phoneme._textgrid import parse_textgrid
+from trainlab.phoneme.alignments import (
     FOLD,
     find_alignments,
     fold_phone,
     read_alignment,
     read_phn,
 )
-from trainlab.data.timit import PHONE_TO_INDEX, PHONES
-from trainlab.errors import DataError
+from trainlab.phoneme.files import PHONE_TO_INDEX, PHONES
 
 TIMIT_61 = (
     "iy ih eh ey ae aa aw ay ah ao oy ow uh uw ux er ax ix axr ax-h jh ch b d g p t k dx s sh z zh "

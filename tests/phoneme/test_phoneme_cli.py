@@ -11,7 +11,7 @@ import torch
 from scipy.io import wavfile
 
 from trainlab.cli import main
-from trainlab.data._timit_synth import write_synthetic_timit
+from trainlab.phoneme._synth import write_synthetic_timit
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +49,7 @@ def _corpus(root: Path, n: int = 6) -> tuple[Path, Path]:
     return audio, align
 
 
+@pytest.mark.slow
 def test_featurize_train_predict_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     audio, align = _corpus(tmp_path)
     data = tmp_path / "data"

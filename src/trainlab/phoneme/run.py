@@ -1,0 +1,391 @@
+"""Framewise phoneme classification (Kaggle ml2021spring-hw2) end to end: train, smooth, predict.
+
+``train_phoneme`` splits the training rows by utterance, trains the chosen model with the Trainer
+(:func:`trainlab.train.fit`), measures validation accuracy raw and after smoothing (median filter,
+majority filter, Viterbi decoding with phone transitions counted from the training labels), and
+writes the model, metrics and a submission for ``test_11.npy``. ``predict_phoneme`` applies a saved
+model to any feature file, ``evaluate_phoneme`` scores it on a labelled folder, and
+``load_for_diagnosis`` hands a saved model to ``trainlab diagnose``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from trainlab._io import atomic_write_json
+from trainlab._threads import torch_threads
+from trainlab.config import save_config
+from trainlab.diagnose.target import DiagnosisTarget
+from trainlab.errors import TrainlabError
+from trainlab.phoneme.batches import IGNORE, FrameBatches, UtteranceBatches, masked_accuracy
+from trainlab.phoneme.config import AUTO, DEFAULT_PRESET, PhonemeConfig, preset, train_config
+from trainlab.phoneme.files import (
+    NUM_CLASSES,
+    ROW_DIM,
+    TimitData,
+    Utterances,
+    check_finite,
+    load_features,
+    load_timit,
+    load_utterances,
+    split_by_utterance,
+)
+from trainlab.phoneme.infer import choose_smoothing, log_posteriors, write_submission
+from trainlab.phoneme.models import FlatFrames, build_model
+from trainlab.phoneme.saved import load_model, save_model
+from trainlab.phoneme.smoothing import Smoothing, apply_smoothing, class_prior, transition_matrix
+
+if TYPE_CHECKING:
+    from trainlab.train import History
+
+
+@dataclass
+class _Split:
+    """The training rows (memory-mapped), their utterances and the utterance-level split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    utts: Utterances
+    train_u: np.ndarray  # utterance indices used for training
+    val_u: np.ndarray  # utterance indices held out
+
+
+@dataclass
+class _Decoder:
+    """What smoothing needs besides the posteriors: the chosen method and the HMM's log tables."""
+
+    smoothing: Smoothing
+    log_transitions: np.ndarray
+    log_prior: np.ndarray
+
+
+def train_phoneme(
+    data: str | Path, out: str | Path, config: PhonemeConfig | None = None, *, quiet: bool = False
+) -> dict[str, Any]:
+    """Train on ``data``'s training rows, validate by utterance, write everything under ``out``.
+
+    Writes ``config.json``, ``metrics.json``, ``history.csv``, ``curves.png``, ``model/``
+    (``model.pt``, ``model.json``, ``transitions.npy``, ``prior.npy``), ``training/`` (the
+    Trainer's checkpoints) and ``submission.csv`` when ``test_11.npy`` exists. PyTorch's thread
+    count is set to ``config.threads`` (when positive) for the run and restored afterwards.
+
+    Args:
+        data: the data folder (with or without ``timit_11/``).
+        out: the output folder (created).
+        config: the settings; default: the ``mlp`` preset.
+        quiet: no per-epoch output.
+
+    Returns:
+        The metrics written to ``metrics.json``.
+    """
+    cfg = config or preset(DEFAULT_PRESET)
+    with torch_threads(cfg.threads):
+        return _train(data, Path(out), cfg, quiet)
+
+
+def _train(data: str | Path, out: Path, cfg: PhonemeConfig, quiet: bool) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.json")
+    t0 = time.perf_counter()
+    ds = load_timit(data)
+    split = _split(ds, cfg)
+    train_rows = split.utts.rows(split.train_u)
+    transitions = transition_matrix(split.y[train_rows], split.utts.subset(split.train_u))
+    prior = class_prior(split.y[train_rows])
+    net, history = _fit(cfg, split, out, quiet)
+    device = next(net.parameters()).device
+    metrics: dict[str, Any] = {
+        "model": cfg.model,
+        "train_frames": len(train_rows),
+        "train_utterances": len(split.train_u),
+        "val_frames": int(split.utts.lengths[split.val_u].sum()),
+        "val_utterances": len(split.val_u),
+        "utterance_split": True,
+        "best_epoch": history.best_epoch,
+        "epochs_run": len(history),
+    }
+    decoder = _Decoder(_default_smoothing(cfg), np.log(transitions), np.log(prior))
+    if len(split.val_u):
+        decoder.smoothing = _choose_smoothing(net, cfg, split, decoder, device)
+        metrics.update(_smoothing_metrics(decoder.smoothing))
+    save_model(out / "model", net, cfg, ds.root, transitions, prior, decoder.smoothing, metrics)
+    # unmap the training rows before reading the test rows: one data set resident at a time
+    del split
+    ds.train_x = ds.train_y = None
+    if ds.test_x is not None:
+        metrics.update(_submit(net, cfg, ds, decoder, device, out / "submission.csv"))
+    metrics["seconds"] = time.perf_counter() - t0
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _split(ds: TimitData, cfg: PhonemeConfig) -> _Split:
+    """Check the training rows and split their utterances into training and validation."""
+    x, y = ds.train_x, ds.train_y
+    assert x is not None and y is not None
+    check_finite(x, ds.root / "train_11.npy")
+    utts = ds.train_utterances()
+    train_u, val_u = split_by_utterance(utts, cfg.val_ratio, cfg.seed)
+    return _Split(x, y, utts, train_u, val_u)
+
+
+def _fit(
+    cfg: PhonemeConfig, split: _Split, out: Path, quiet: bool
+) -> tuple[torch.nn.Module, History]:
+    """Build the seeded network, train it with the Trainer, write its history and curves."""
+    from trainlab.train import fit
+
+    torch.manual_seed(cfg.seed)
+    net = build_model(cfg)
+    model = FlatFrames(net) if cfg.sequence else net
+    train_batches, val_batches = _batches(cfg, split)
+    history = fit(
+        model,
+        torch.nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=cfg.label_smoothing),
+        train_batches,
+        val_batches,
+        config=train_config(cfg, out / "training", quiet=quiet, has_val=len(split.val_u) > 0),
+        metrics={"acc": masked_accuracy},
+    )
+    history.to_csv(out / "history.csv")
+    if len(history):
+        history.plot(out / "curves.png")
+    return net, history
+
+
+def _default_smoothing(cfg: PhonemeConfig) -> Smoothing:
+    """The post-processor used when there is no validation data to choose one on."""
+    return Smoothing("viterbi" if cfg.smoothing == AUTO else cfg.smoothing)
+
+
+def _choose_smoothing(
+    net: torch.nn.Module,
+    cfg: PhonemeConfig,
+    split: _Split,
+    decoder: _Decoder,
+    device: torch.device,
+) -> Smoothing:
+    """Score every post-processor on the validation utterances and keep the configured best."""
+    lp = _posteriors(net, cfg, split.x, split.utts, split.val_u, device)
+    return choose_smoothing(
+        lp,
+        split.y[split.utts.rows(split.val_u)],
+        split.utts.subset(split.val_u),
+        decoder.log_transitions,
+        decoder.log_prior,
+        method=cfg.smoothing,
+        windows=cfg.median_windows,
+        transition_weights=cfg.transition_weights,
+        prior_scales=cfg.prior_scales,
+        seed=cfg.seed,
+    )
+
+
+def _smoothing_metrics(smoothing: Smoothing) -> dict[str, Any]:
+    """The validation accuracies of every post-processor and the chosen one, for metrics.json."""
+    scores = smoothing.scores
+    metrics: dict[str, Any] = {"val_accuracy": scores["raw"]}
+    for name in ("median", "majority", "viterbi"):
+        metrics[f"val_accuracy_{name}"] = scores[name]["accuracy"]
+    metrics["smoothing"] = {k: v for k, v in asdict(smoothing).items() if k != "scores"}
+    metrics["smoothing"]["val_accuracy"] = (
+        scores["raw"] if smoothing.method == "none" else scores[smoothing.method]["accuracy"]
+    )
+    metrics["smoothing_candidates"] = scores
+    metrics["smoothing_note"] = (
+        "smoothed accuracies are 2-fold cross-fitted over the validation utterances "
+        "(parameters chosen on one half, scored on the other)"
+    )
+    return metrics
+
+
+def _submit(
+    net: torch.nn.Module,
+    cfg: PhonemeConfig,
+    ds: TimitData,
+    decoder: _Decoder,
+    device: torch.device,
+    path: Path,
+) -> dict[str, Any]:
+    """Classify and smooth the test rows, write the submission; returns the test counts."""
+    assert ds.test_x is not None
+    check_finite(ds.test_x, ds.root / "test_11.npy")
+    test_utts = ds.test_utterances()
+    lp = _posteriors(net, cfg, ds.test_x, test_utts, None, device)
+    pred = apply_smoothing(
+        lp, test_utts, decoder.smoothing, decoder.log_transitions, decoder.log_prior
+    )
+    write_submission(path, pred)
+    return {"test_frames": len(pred), "test_utterances": len(test_utts)}
+
+
+def predict_phoneme(
+    model: str | Path,
+    features: str | Path,
+    output: str | Path,
+    *,
+    smoothing: str | None = None,
+    device: str = "auto",
+) -> np.ndarray:
+    """Classify every row of ``features`` (an (N, 429) ``.npy``) and write ``Id,Class`` to ``output``.
+
+    Args:
+        model: the training run's folder (or its ``model/``).
+        features: the rows; utterance boundaries come from the index beside it, else are recovered.
+        output: the CSV to write.
+        smoothing: a name in :data:`~trainlab.phoneme.smoothing.SMOOTHERS`; default: the one
+            chosen in training.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+
+    Returns:
+        (N,) int64 predicted classes.
+    """
+    from trainlab.device import resolve_device
+
+    net, info = load_model(model)
+    cfg: PhonemeConfig = info["config"]
+    x = load_features(features)
+    check_finite(x, features)
+    utts = load_utterances(features, x)
+    dev = resolve_device(device)
+    net.to(dev)
+    lp = _posteriors(net, cfg, x, utts, None, dev)
+    chosen: Smoothing = info["smoothing"]
+    if smoothing is not None and smoothing != chosen.method:
+        if smoothing == AUTO:
+            raise TrainlabError("smoothing 'auto' is chosen at training time; name a method")
+        chosen = Smoothing(smoothing, chosen.window, chosen.transition_weight, chosen.prior_scale)
+    pred = apply_smoothing(lp, utts, chosen, info["log_transitions"], info["log_prior"])
+    write_submission(output, pred)
+    return pred
+
+
+def evaluate_phoneme(model: str | Path, data: str | Path) -> dict[str, float]:
+    """Accuracy of a saved model on every labelled row of a data folder, raw and smoothed.
+
+    Args:
+        model: the training run's folder (or its ``model/``).
+        data: a folder with ``train_11.npy`` and ``train_label_11.npy``.
+
+    Returns:
+        ``frames``, ``accuracy`` (raw) and ``accuracy_<method>`` for median, majority and Viterbi.
+    """
+    net, info = load_model(model)
+    cfg: PhonemeConfig = info["config"]
+    ds = load_timit(data)
+    assert ds.train_x is not None and ds.train_y is not None
+    utts = ds.train_utterances()
+    lp = _posteriors(net, cfg, ds.train_x, utts, None, torch.device("cpu"))
+    out = {"frames": float(len(lp)), "accuracy": float((lp.argmax(1) == ds.train_y).mean())}
+    for method in ("median", "majority", "viterbi"):
+        s = info["smoothing"]
+        s = Smoothing(method, s.window, s.transition_weight, s.prior_scale)
+        pred = apply_smoothing(lp, utts, s, info["log_transitions"], info["log_prior"])
+        out[f"accuracy_{method}"] = float((pred == ds.train_y).mean())
+    return out
+
+
+def load_for_diagnosis(
+    model_dir: str | Path, data: str | None, batch: int, seed: int
+) -> DiagnosisTarget:
+    """A saved phoneme model with its loss and one fixed batch of training data.
+
+    Framewise models get ``batch`` random training rows; the sequence model gets whole random
+    utterances, added until they hold at least ``batch`` frames. The model is in eval mode
+    (BatchNorm running statistics, no dropout), so the loss is a deterministic function of weights.
+
+    Args:
+        model_dir: the saved model (run folder, ``model/`` or its ``model.json``).
+        data: the data folder; ``None`` uses the one recorded in ``model.json``.
+        batch: frames to analyse (at least; whole utterances for the sequence model).
+        seed: chooses the rows or utterances.
+
+    Returns:
+        The model, its loss and the batch as a :class:`DiagnosisTarget`.
+    """
+    net, info = load_model(model_dir)
+    cfg: PhonemeConfig = info["config"]
+    source = data or info.get("data")
+    if not source:
+        raise TrainlabError(
+            f"{model_dir}: the model does not record its data; pass the data folder"
+        )
+    ds = load_timit(source)
+    x, y = ds.train_x, ds.train_y
+    assert x is not None and y is not None
+    rng = np.random.default_rng(seed)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
+    if cfg.sequence:
+        utts = ds.train_utterances()
+        order = rng.permutation(len(utts))
+        k = int(np.searchsorted(np.cumsum(utts.lengths[order]), batch)) + 1
+        which = np.sort(order[: min(k, len(order))])
+        inputs, targets = UtteranceBatches(x, y, utts, which, len(which), cfg.rnn_frames).collate(
+            which
+        )
+        frames = int(utts.lengths[which].sum())
+        desc = f"phoneme bi-{cfg.rnn_cell.upper()} {cfg.rnn_layers}x{cfg.rnn_hidden}, {len(which)} utterances ({frames} frames)"
+        return DiagnosisTarget(FlatFrames(net).eval(), loss_fn, inputs, targets, desc)
+    rows = np.sort(rng.choice(len(x), size=min(batch, len(x)), replace=False))
+    xb, yb = next(iter(FrameBatches(x, y, rows, len(rows))))
+    widths = "-".join(str(h) for h in [ROW_DIM, *cfg.hidden, NUM_CLASSES])
+    desc = f"phoneme {cfg.model} MLP {widths} ({cfg.activation}), {len(rows)} training frames"
+    return DiagnosisTarget(net.eval(), loss_fn, xb, yb, desc)
+
+
+def _batches(cfg: PhonemeConfig, split: _Split) -> tuple[Any, Any]:
+    """Training and validation batches (frames for the MLPs, whole utterances for the RNN)."""
+    x, y, utts, train_u, val_u = split.x, split.y, split.utts, split.train_u, split.val_u
+    train: Any
+    val: Any
+    if cfg.sequence:
+        train = UtteranceBatches(
+            x,
+            y,
+            utts,
+            train_u,
+            cfg.utterances_per_batch,
+            cfg.rnn_frames,
+            shuffle=True,
+            seed=cfg.seed,
+        )
+        val = UtteranceBatches(x, y, utts, val_u, 2 * cfg.utterances_per_batch, cfg.rnn_frames)
+    else:
+        train = FrameBatches(x, y, utts.rows(train_u), cfg.batch_size, shuffle=True, seed=cfg.seed)
+        val = FrameBatches(x, y, utts.rows(val_u), max(1024, 4 * cfg.batch_size))
+    return train, (val if len(val_u) else None)
+
+
+def _posteriors(
+    net: torch.nn.Module,
+    cfg: PhonemeConfig,
+    x: np.ndarray,
+    utts: Utterances,
+    which: np.ndarray | None,
+    device: torch.device,
+) -> np.ndarray:
+    """Log-posteriors of the utterances ``which`` (default all), batched as ``cfg`` says."""
+    return log_posteriors(
+        net,
+        x,
+        utts,
+        which,
+        sequence=cfg.sequence,
+        rnn_frames=cfg.rnn_frames,
+        utterances_per_batch=max(8, 2 * cfg.utterances_per_batch),
+        device=device,
+    )
+
+
+__all__ = [
+    "evaluate_phoneme",
+    "load_for_diagnosis",
+    "predict_phoneme",
+    "train_phoneme",
+]

@@ -1,0 +1,84 @@
+"""The phoneme networks: the MLP on the shared builder, the bidirectional RNN against PyTorch's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from trainlab.errors import ConfigError
+from trainlab.phoneme.models import BiRNN, FrameMLP, SequenceRNN
+
+
+def _hand_built_mlp(hidden: list[int], activation: type, batch_norm: bool, dropout: float,
+                    input_dropout: float) -> torch.nn.Sequential:  # fmt: skip
+    """The frame MLP written out layer by layer, in the order the seeds depend on."""
+    layers: list[torch.nn.Module] = [torch.nn.Dropout(input_dropout)] if input_dropout else []
+    width = 429
+    for h in hidden:
+        layers.append(torch.nn.Linear(width, h, bias=not batch_norm))
+        if batch_norm:
+            layers.append(torch.nn.BatchNorm1d(h))
+        layers.append(activation())
+        if dropout:
+            layers.append(torch.nn.Dropout(dropout))
+        width = h
+    layers.append(torch.nn.Linear(width, 39))
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "activation", "name", "batch_norm", "dropout", "input_dropout"),
+    [([1024, 512, 128], torch.nn.Sigmoid, "sigmoid", False, 0.0, 0.0),
+     ([64, 64], torch.nn.GELU, "gelu", True, 0.3, 0.1)],
+)  # fmt: skip
+def test_frame_mlp_keeps_the_layer_order_keys_and_seeded_weights(
+    hidden, activation, name, batch_norm, dropout, input_dropout
+):
+    torch.manual_seed(0)
+    ref = _hand_built_mlp(hidden, activation, batch_norm, dropout, input_dropout)
+    torch.manual_seed(0)
+    net = FrameMLP(429, hidden, 39, name, batch_norm, dropout, input_dropout)
+    assert [type(m) for m in net.net] == [type(m) for m in ref]
+    want = {f"net.{k}": v for k, v in ref.state_dict().items()}
+    got = net.state_dict()
+    assert list(got) == list(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+
+
+def test_birnn_equals_packed_bidirectional_lstm_in_float64():
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(7, 5, num_layers=2, batch_first=True, bidirectional=True).double()
+    ours = BiRNN(7, 5, 2, "lstm", dropout=0.0).double()
+    for k in range(2):
+        for suffix, layers in (("", ours.forward_layers), ("_reverse", ours.backward_layers)):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(layers[k], f"{name}_l0").data.copy_(getattr(ref, f"{name}_l{k}{suffix}"))
+    x = torch.randn(3, 9, 7, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([9, 4, 1])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    want, _ = pad_packed_sequence(ref(packed)[0], batch_first=True, total_length=9)
+    got = ours(x, lengths)
+    mask = (torch.arange(9)[None] < lengths[:, None])[..., None]  # (B, T, 1) real frames
+    torch.testing.assert_close(got * mask, want * mask, atol=1e-12, rtol=1e-12)
+    (gx_want,) = torch.autograd.grad((want * mask).square().sum(), x)
+    (gx_got,) = torch.autograd.grad((got * mask).square().sum(), x)
+    torch.testing.assert_close(gx_got, gx_want, atol=1e-12, rtol=1e-12)
+
+
+def test_padding_does_not_change_a_sequences_outputs():
+    torch.manual_seed(0)
+    net = SequenceRNN(10, hidden_size=6, num_layers=2, proj_size=6).eval()
+    x = torch.randn(1, 5, 10)
+    padded = torch.cat([x, torch.randn(1, 4, 10)], dim=1)
+    a = net(x, torch.tensor([5]))
+    b = net(torch.cat([padded, padded]), torch.tensor([5, 9]))[0, :5]
+    torch.testing.assert_close(a[0], b, atol=1e-6, rtol=1e-5)
+
+
+def test_mlp_forward_shapes():
+    net = FrameMLP(hidden=[16, 8], activation="relu", batch_norm=True, dropout=0.1).eval()
+    assert net(torch.randn(5, 429)).shape == (5, 39)
+    with pytest.raises(ConfigError, match="activation"):
+        FrameMLP(activation="swoosh")
