@@ -204,10 +204,7 @@ def test_diagnose_a_covid_model_trained_by_the_cli(
 
 @pytest.mark.slow
 def test_diagnose_a_phoneme_model_in_training_mode(tmp_path: Path) -> None:
-    pytest.importorskip(
-        "trainlab.tasks.phoneme", reason="the phoneme task is not part of this build"
-    )
-    from trainlab.data._timit_synth import write_synthetic_timit
+    from trainlab.phoneme._synth import write_synthetic_timit
 
     write_synthetic_timit(tmp_path / "data", 1500, 300)
     config = tmp_path / "tiny.json"
