@@ -10,6 +10,12 @@ variance, as PyTorch keeps them) replace the batch statistics at inference.
 holds the parameters and buffers under PyTorch's names (``weight``, ``bias``, ``running_mean``,
 ``running_var``, ``num_batches_tracked``), so state dicts load across in both directions. The mode
 follows ``module.training`` (``model.train()`` / ``model.eval()``), never ``torch.no_grad()``.
+
+Synchronised mode (``sync=True``, set on the layer by :func:`trainlab.distributed.sync_batchnorm`)
+is for data-parallel training: in training the statistics are those of the global batch, every
+rank's shard together (:mod:`trainlab.nn._sync_batchnorm_fn`), and the running variance is the
+unbiased variance over all ``N`` rows of the global batch. Outside a process group of more than
+one rank it is ordinary batch norm.
 """
 
 from __future__ import annotations
@@ -20,6 +26,15 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.nn._batchnorm_fn import BatchNormTrainFn, channel_shape
+from trainlab.nn._sync_batchnorm_fn import SyncBatchNormTrainFn
+
+
+def _synchronised(sync: bool) -> bool:
+    if not sync:
+        return False
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def batch_norm(
@@ -31,6 +46,9 @@ def batch_norm(
     training: bool = False,
     momentum: float = 0.1,
     eps: float = 1e-5,
+    *,
+    sync: bool = False,
+    process_group: Any = None,
 ) -> Tensor:
     """Batch-normalise ``input`` of shape ``(N, C, *)`` over every dimension but ``C``.
 
@@ -44,6 +62,9 @@ def batch_norm(
             running statistics if False.
         momentum: weight of the new batch in ``running = (1 − momentum) · running + momentum · batch``.
         eps: added to the variance before the square root.
+        sync: in training, use the statistics of every rank's batch together (needs a process
+            group of several ranks; otherwise ignored).
+        process_group: the ranks to synchronise over (default: all).
 
     Returns:
         Tensor shaped like ``input``.
@@ -61,12 +82,15 @@ def batch_norm(
             raise ValueError(f"{name} must have shape ({num_channels},), got {tuple(t.shape)}")
     shape = channel_shape(input)  # (1, C, 1, ...) broadcasts per channel
     if training:
-        n = input.numel() // num_channels
+        if _synchronised(sync):  # n counts the rows of the global batch
+            y, mean, var, n = SyncBatchNormTrainFn.apply(input, weight, bias, eps, process_group)
+        else:
+            n = input.numel() // num_channels
+            y, mean, var = BatchNormTrainFn.apply(input, weight, bias, eps)
         if n <= 1:
             raise ValueError(
                 f"expected more than 1 value per channel when training, got input size {tuple(input.shape)}"
             )
-        y, mean, var = BatchNormTrainFn.apply(input, weight, bias, eps)
         with torch.no_grad():
             if running_mean is not None:
                 running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
@@ -132,6 +156,8 @@ class BatchNorm(nn.Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
+        self.sync = False  # statistics over every rank's batch (see the module docstring)
+        self.process_group: Any = None
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features, **factory))
             if bias:
@@ -204,6 +230,8 @@ class BatchNorm(nn.Module):
             use_batch_stats,
             factor,
             self.eps,
+            sync=self.sync,
+            process_group=self.process_group,
         )
 
     def extra_repr(self) -> str:

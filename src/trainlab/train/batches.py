@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from trainlab.distributed.sharding import shard_bounds
 from trainlab.errors import ConfigError, TrainlabError
 
 
@@ -59,9 +60,22 @@ class ArrayBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.rank, self.world_size = 0, 1
 
     def __len__(self) -> int:
         return (self.n + self.batch_size - 1) // self.batch_size
+
+    def shard(self, rank: int, world_size: int) -> ArrayBatches:
+        """These batches cut to ``rank``'s share of each (see :mod:`trainlab.distributed`).
+
+        Every rank draws the same permutation, so the shards of a batch are disjoint and together
+        are the single-process batch; ``batch_size`` stays the global batch.
+
+        Returns:
+            ``self``, now yielding this rank's rows only.
+        """
+        self.rank, self.world_size = rank, world_size
+        return self
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         if self.shuffle:
@@ -69,13 +83,15 @@ class ArrayBatches:
         else:
             order = None
         for start in range(0, self.n, self.batch_size):
+            stop = min(start + self.batch_size, self.n)
+            lo, hi = shard_bounds(stop - start, self.rank, self.world_size)
             if order is None:
-                sl = slice(start, min(start + self.batch_size, self.n))
+                sl = slice(start + lo, start + hi)
                 yield tuple(_to_tensor(a[sl]) for a in self.arrays)
             else:
                 # Sorted indices read a memory-mapped file front to back; the order of rows inside
                 # a batch does not change a mean loss.
-                idx = order[start : start + self.batch_size].sort().values
+                idx = order[start:stop].sort().values[lo:hi]
                 yield tuple(_take(a, idx) for a in self.arrays)
 
 

@@ -41,6 +41,8 @@ class TrainState:
             waits for the device).
         batch_size: rows in the current batch (the last one of an epoch may be smaller).
         extra: free room for callbacks to share values.
+        parallel: under ``torchrun``, the :class:`~trainlab.distributed.DataParallel` (the
+            DDP-wrapped model, the process group); ``None`` in a single process.
     """
 
     model: torch.nn.Module
@@ -58,6 +60,7 @@ class TrainState:
     loss: Tensor | None = None
     batch_size: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    parallel: Any = None
 
 
 class Callback:

@@ -5,6 +5,11 @@ checkpoint can never run code, and a crash never leaves a half-written one. :cla
 is the callback that writes ``checkpoints/last.pt`` and ``best.pt`` during :func:`fit` and, with
 ``resume``, restores the run from ``last.pt`` before the first epoch; continuing an interrupted run
 gives the same weights, bit for bit, as never stopping (on the CPU, in deterministic mode).
+
+Under ``torchrun`` every rank runs the callback (so every rank resumes), rank 0 alone writes the
+files, and ``last.pt`` holds each rank's random-generator states (ranks draw different amounts
+when their shards differ in size), so a restarted group continues exactly where it stopped. The
+output folder must be one that every rank can read (a shared filesystem across machines).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import torch
 
 from trainlab._io import atomic_torch_save, load_torch
 from trainlab.config import to_dict
+from trainlab.distributed.group import DistContext
+from trainlab.distributed.reduce import gather_objects
 from trainlab.errors import DataError
 from trainlab.train.callbacks import Callback, TrainState
 from trainlab.train.config import TrainConfig
@@ -71,6 +78,7 @@ class Checkpoints(Callback):
         generator: the data-shuffling generator, whose state is saved and restored.
         resume: restore from ``directory/last.pt`` at fit start when it exists.
         save: write checkpoints (``False``: only resume).
+        dist: the process group under ``torchrun`` (rank 0 writes; every rank restores).
     """
 
     def __init__(
@@ -80,12 +88,18 @@ class Checkpoints(Callback):
         generator: torch.Generator | None,
         resume: bool = False,
         save: bool = True,
+        dist: DistContext | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.stopper = stopper
         self.generator = generator
         self.resume = resume
         self.save = save
+        self.dist = dist
+
+    @property
+    def _writes(self) -> bool:
+        return self.save and (self.dist is None or self.dist.is_main)
 
     def on_fit_start(self, state: TrainState) -> None:
         if self.resume and (self.directory / "last.pt").is_file():
@@ -95,16 +109,18 @@ class Checkpoints(Callback):
         if not self.save:
             return
         epoch, cfg = state.epoch, state.config
-        if state.history.best_epoch == epoch:
+        if state.history.best_epoch == epoch and self._writes:
             save_checkpoint(
                 {"model": state.model.state_dict(), "epoch": epoch}, self.directory / "best.pt"
             )
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or state.stop:
-            save_checkpoint(self.run_state(state), self.directory / "last.pt")
+            run = self.run_state(state)  # a collective under torchrun: every rank takes part
+            if self._writes:
+                save_checkpoint(run, self.directory / "last.pt")
 
     def run_state(self, state: TrainState) -> dict[str, Any]:
-        """Everything ``last.pt`` holds."""
-        return {
+        """Everything ``last.pt`` holds (under ``torchrun``: with every rank's RNG states)."""
+        run = {
             "model": state.model.state_dict(),
             "optimizer": state.optimizer.state_dict(),
             "scheduler": state.scheduler.state_dict(),
@@ -115,6 +131,9 @@ class Checkpoints(Callback):
             "rng": rng_state(self.generator),
             "config": to_dict(state.config),
         }
+        if self.dist is not None:
+            run["rng_ranks"] = gather_objects(run["rng"])
+        return run
 
     def restore(self, state: TrainState) -> None:
         """Put the run saved in ``last.pt`` (and the best weights of ``best.pt``) into ``state``."""
@@ -131,7 +150,10 @@ class Checkpoints(Callback):
         self.stopper.load_state_dict(ckpt["early_stopping"], best)
         if self.stopper.should_stop:
             state.stop = True
-        set_rng_state(ckpt["rng"], self.generator)
+        rng = ckpt["rng"]
+        if self.dist is not None and len(ckpt.get("rng_ranks", ())) == self.dist.world_size:
+            rng = ckpt["rng_ranks"][self.dist.rank]
+        set_rng_state(rng, self.generator)
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trainlab.distributed.group import DistContext
+from trainlab.distributed.reduce import all_gather_rows, all_reduce_sum, reduce_sum_count
 from trainlab.errors import TrainlabError
 from trainlab.train._forward import autocast, batch_rows, forward
 from trainlab.train.batches import as_batches, to_device
@@ -55,8 +57,35 @@ def evaluate_batches(
     metrics: dict[str, Metric] | None,
     device: torch.device,
     amp: bool = False,
+    dist: DistContext | None = None,
 ) -> dict[str, float]:
-    """:func:`evaluate` on ready batches, under bf16 autocast when ``amp`` (CUDA only)."""
+    """:func:`evaluate` on ready batches, under bf16 autocast when ``amp`` (CUDA only).
+
+    With ``dist`` (under ``torchrun``, each rank holding a shard) the loss is reduced as a global
+    sum over a global count, and the metrics are computed on every rank's outputs gathered, so
+    every rank gets the single-process scores.
+    """
+    total, count, outs, tgts = _outputs(model, loss_fn, batches, device, amp)
+    if dist is not None:
+        total, count = reduce_sum_count(total, count, dist.device)
+    if count == 0:
+        raise TrainlabError("the evaluation data yielded no batches")
+    scores: dict[str, float] = {}
+    if loss_fn is not None:
+        scores["loss"] = total / count
+    if metrics:
+        scores.update(_metrics(metrics, outs, tgts, count, dist))
+    return scores
+
+
+def _outputs(
+    model: torch.nn.Module,
+    loss_fn: LossFn | None,
+    batches: Iterable[Any],
+    device: torch.device,
+    amp: bool,
+) -> tuple[float, int, list[Tensor], list[Tensor]]:
+    """The summed loss, the rows, and every batch's outputs and targets (on the CPU)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -68,33 +97,43 @@ def evaluate_batches(
             with autocast(device, amp):
                 outputs = forward(model, inputs)
                 n = batch_rows(targets)
-                if loss_fn is not None:
+                if loss_fn is not None and n:
                     total += float(loss_fn(outputs, targets)) * n
             count += n
             outs.append(outputs.float().cpu())
             tgts.append(targets.cpu())
     finally:
         model.train(was_training)
-    if count == 0:
-        raise TrainlabError("the evaluation data yielded no batches")
-    scores: dict[str, float] = {}
-    if loss_fn is not None:
-        scores["loss"] = total / count
-    if metrics:
-        scores.update(_metrics(metrics, outs, tgts, count))
-    return scores
+    return total, count, outs, tgts
 
 
 def _metrics(
-    metrics: dict[str, Metric], outs: list[Tensor], tgts: list[Tensor], count: int
+    metrics: dict[str, Metric],
+    outs: list[Tensor],
+    tgts: list[Tensor],
+    count: int,
+    dist: DistContext | None = None,
 ) -> dict[str, float]:
     try:
         all_out, all_tgt = torch.cat(outs), torch.cat(tgts)
+        ragged = False
     except RuntimeError:  # ragged outputs (e.g. padded sequences): weighted batch average
-        return {
-            k: sum(fn(o, t) * batch_rows(t) for o, t in zip(outs, tgts)) / count
+        ragged = True
+    if dist is not None:
+        # every rank must take the same branch, or the collectives below would not match
+        flag = torch.tensor([float(ragged)], dtype=torch.float64, device=dist.device)
+        ragged = bool(all_reduce_sum(flag).item() > 0)
+    if ragged:
+        sums = {
+            k: sum(fn(o, t) * batch_rows(t) for o, t in zip(outs, tgts) if batch_rows(t))
             for k, fn in metrics.items()
         }
+        if dist is not None:
+            sums = {k: reduce_sum_count(v, 0, dist.device)[0] for k, v in sums.items()}
+        return {k: v / count for k, v in sums.items()}
+    if dist is not None:
+        all_out = all_gather_rows(all_out.to(dist.device)).cpu()
+        all_tgt = all_gather_rows(all_tgt.to(dist.device)).cpu()
     return {k: float(fn(all_out, all_tgt)) for k, fn in metrics.items()}
 
 

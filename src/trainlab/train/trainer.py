@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from trainlab.device import resolve_device
+from trainlab.distributed import (
+    DataParallel,
+    DistContext,
+    shard_batches,
+    sync_batchnorm,
+    training_session,
+    zero_loss,
+)
 from trainlab.errors import TrainingDiverged, TrainlabError
 from trainlab.optim import create_optimizer, create_scheduler
 from trainlab.seed import seed_everything
@@ -66,24 +75,32 @@ def fit(
         ConfigError: a one-shot iterator for several epochs, or an unknowable schedule length.
     """
     cfg = config or TrainConfig()
-    generator = seed_everything(cfg.seed, cfg.deterministic)
-    device = resolve_device(cfg.device)
-    model.to(device)
-    train_batches, val_batches = _batches(train, val, cfg, generator)
-    monitor = cfg.monitor if val is not None or not cfg.monitor.startswith("val_") else "train_loss"
-    steps = steps_per_epoch(train_batches, cfg.steps_per_epoch)
-    state = _initial_state(model, cfg, device, steps, History(monitor=monitor, mode=cfg.mode))
-    stopper = EarlyStopping(monitor, cfg.mode, cfg.patience, cfg.min_delta)
-    hooks = CallbackList(default_callbacks(cfg, stopper, generator, callbacks))
-    try:
-        hooks.on_fit_start(state)
-        while state.epoch < cfg.epochs and not state.stop:
-            record = _run_epoch(state, loss_fn, train_batches, val_batches, metrics or {}, hooks)
-            hooks.on_epoch_end(state, record)
-        hooks.on_fit_end(state)
-    except BaseException as error:
-        hooks.on_exception(state, error)
-        raise
+    with training_session(cfg.device) as dist_ctx, ExitStack() as stack:
+        generator = seed_everything(cfg.seed, cfg.deterministic)
+        device = dist_ctx.device if dist_ctx is not None else resolve_device(cfg.device)
+        model.to(device)
+        train_batches, val_batches = _batches(train, val, cfg, generator, dist_ctx)
+        monitor = (
+            cfg.monitor if val is not None or not cfg.monitor.startswith("val_") else "train_loss"
+        )
+        steps = steps_per_epoch(train_batches, cfg.steps_per_epoch)
+        state = _initial_state(model, cfg, device, steps, History(monitor=monitor, mode=cfg.mode))
+        if dist_ctx is not None:
+            stack.enter_context(sync_batchnorm(model, device))
+            state.parallel = DataParallel(dist_ctx, model)
+        stopper = EarlyStopping(monitor, cfg.mode, cfg.patience, cfg.min_delta)
+        hooks = CallbackList(default_callbacks(cfg, stopper, generator, callbacks, dist_ctx))
+        try:
+            hooks.on_fit_start(state)
+            while state.epoch < cfg.epochs and not state.stop:
+                record = _run_epoch(
+                    state, loss_fn, train_batches, val_batches, metrics or {}, hooks
+                )
+                hooks.on_epoch_end(state, record)
+            hooks.on_fit_end(state)
+        except BaseException as error:
+            hooks.on_exception(state, error)
+            raise
     if cfg.restore_best:
         stopper.restore_best(model)
     return state.history
@@ -94,6 +111,7 @@ def default_callbacks(
     stopper: EarlyStopping,
     generator: torch.Generator | None,
     user: Sequence[Callback] = (),
+    dist_ctx: DistContext | None = None,
 ) -> list[Callback]:
     """The callbacks ``cfg`` asks for, around the user's, in the order :func:`fit` calls them.
 
@@ -105,32 +123,51 @@ def default_callbacks(
         stopper: the run's early stopping.
         generator: the data-shuffling generator (its state goes into checkpoints).
         user: the callbacks passed to :func:`fit`.
+        dist_ctx: the process group under ``torchrun``: every rank keeps early stopping (its
+            metrics are all-reduced, so it decides alike everywhere) and checkpoints (rank 0
+            writes them); only rank 0 shows progress and writes the run's files.
 
     Returns:
         The callbacks, in calling order.
     """
+    main = dist_ctx is None or dist_ctx.is_main
     found: list[Callback] = [stopper]
     ckpt_dir = checkpoint_dir(cfg)
     if ckpt_dir is not None and (cfg.checkpoint or cfg.resume):
-        found.append(Checkpoints(ckpt_dir, stopper, generator, cfg.resume, save=cfg.checkpoint))
+        found.append(
+            Checkpoints(
+                ckpt_dir, stopper, generator, cfg.resume, save=cfg.checkpoint, dist=dist_ctx
+            )
+        )
     found += list(user)
-    found.append(Progress(cfg.quiet, cfg.log_every))
-    if cfg.out_dir is not None:
+    found.append(Progress(cfg.quiet or not main, cfg.log_every))
+    if cfg.out_dir is not None and main:
         found.append(RunFiles(cfg.out_dir))
     return found
 
 
 def _batches(
-    train: Any, val: Any, cfg: TrainConfig, generator: torch.Generator
+    train: Any,
+    val: Any,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    dist_ctx: DistContext | None = None,
 ) -> tuple[Iterable[Any], Iterable[Any] | None]:
-    """The training batches (shuffled with ``generator``) and the validation batches, if any."""
+    """The training batches (shuffled with ``generator``) and the validation batches, if any;
+    under ``torchrun`` each rank's shard of every batch."""
     train_batches = epoch_batches(
         train, cfg.batch_size, cfg.epochs, shuffle=cfg.shuffle, generator=generator
     )
-    if val is None:
-        return train_batches, None
-    eval_size = cfg.eval_batch_size or max(1024, 4 * cfg.batch_size)
-    return train_batches, epoch_batches(val, eval_size, cfg.epochs, what="validation data")
+    val_batches = None
+    if val is not None:
+        eval_size = cfg.eval_batch_size or max(1024, 4 * cfg.batch_size)
+        val_batches = epoch_batches(val, eval_size, cfg.epochs, what="validation data")
+    if dist_ctx is None:
+        return train_batches, val_batches
+    rank, world = dist_ctx.rank, dist_ctx.world_size
+    if val_batches is not None:
+        val_batches = shard_batches(val_batches, rank, world)
+    return shard_batches(train_batches, rank, world), val_batches
 
 
 def _initial_state(
@@ -167,8 +204,9 @@ def _run_epoch(
     }
     if val_batches is not None:
         scores = evaluate_batches(
-            state.model, loss_fn, val_batches, metrics, state.device, amp=state.config.amp
-        )
+            state.model, loss_fn, val_batches, metrics, state.device, amp=state.config.amp,
+            dist=None if state.parallel is None else state.parallel.ctx,
+        )  # fmt: skip
         record.update({f"val_{k}": v for k, v in scores.items()})
     record["lr"] = state.optimizer.param_groups[0]["lr"]
     record["time_s"] = time.perf_counter() - t0
@@ -182,19 +220,23 @@ def _train_epoch(
 ) -> float:
     """One pass over ``batches``; returns the mean training loss, weighted by batch size."""
     model, optimizer, cfg, device = state.model, state.optimizer, state.config, state.device
+    parallel = state.parallel
+    net = model if parallel is None else parallel.module  # DDP under torchrun
     model.train()
-    total, count = torch.zeros((), device=device), 0
+    total, count, index = torch.zeros((), device=device), 0, 0
     for index, (inputs, targets) in enumerate(batches, start=1):
         state.batch_index = index
         inputs, targets = to_device(inputs, device), to_device(targets, device)
-        with autocast(device, cfg.amp):
-            loss = loss_fn(forward(model, inputs), targets)
         rows = batch_rows(targets)
+        with autocast(device, cfg.amp):
+            outputs = forward(net, inputs)
+            loss = loss_fn(outputs, targets) if rows else zero_loss(outputs)
         state.loss, state.batch_size = loss.detach(), rows
         if not torch.isfinite(loss):
             raise TrainingDiverged(_diverged_message(loss, state))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # Weighted by this rank's share of the global batch: DDP's average is then the mean.
+        (loss if parallel is None else loss * parallel.loss_weight(rows)).backward()
         hooks.on_after_backward(state)
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -204,11 +246,13 @@ def _train_epoch(
         hooks.on_step_end(state)
         total += loss.detach().float() * rows
         count += rows
-    if count == 0:
+    if index == 0:
         raise TrainlabError(
             f"epoch {state.epoch + 1}: the training data yielded no batches (an iterator that "
             "was already used up?)"
         )
+    if parallel is not None:
+        return parallel.mean(total.item(), count)
     return (total / count).item()
 
 
