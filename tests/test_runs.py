@@ -56,10 +56,12 @@ def test_an_unfinished_run_leaves_the_old_one_untouched(tmp_path: Path) -> None:
 def test_verify_refuses_mixed_missing_or_changed_files(tmp_path: Path) -> None:
     out = tmp_path / "run"
     publish_run(_run(out, "a"), out)
-    (out / "member_9.pt").write_bytes(b"x")
-    with pytest.raises(DataError, match="not part of the run: member_9.pt"):
+    (out / "diagnosis.json").write_text("{}")  # an analysis written beside the run is fine
+    verify_run(out)
+    (out / "model" / "member_9.pt").write_bytes(b"x")
+    with pytest.raises(DataError, match="not part of the run: model/member_9.pt"):
         find_model_dir(out)
-    (out / "member_9.pt").unlink()
+    (out / "model" / "member_9.pt").unlink()
     (out / "submission.csv").write_text("id,y\n0,tampered\n")
     with pytest.raises(DataError, match="changed since the run: submission.csv"):
         verify_run(out / "model")

@@ -262,7 +262,8 @@ def verify_run(path: str | Path) -> Path:
     """Check that a run folder is one complete run; return the folder.
 
     ``path`` may be the run folder or a folder inside it (``OUT/model``). A folder with a manifest
-    must hold exactly the files it lists, unchanged; a folder that is only staged (an interrupted
+    must hold every file it lists, unchanged, and its ``model/`` folder nothing else (analyses such
+    as ``diagnose`` may add files beside it); a folder that is only staged (an interrupted
     run) is refused. Folders without a manifest (built by hand through the library) are accepted.
 
     Raises:
@@ -281,7 +282,13 @@ def verify_run(path: str | Path) -> Path:
     except (OSError, ValueError, KeyError, TypeError):
         raise DataError(manifest, "unreadable run manifest; train the run again") from None
     present = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} - {MANIFEST}
-    extra = sorted(p for p in present - set(listed) if not Path(p).name.startswith("."))
+    # Later analyses (diagnose, doctor) add their own files beside a run; only the model folder,
+    # which predict loads whole, must hold nothing but the run's own files.
+    extra = sorted(
+        p
+        for p in present - set(listed)
+        if Path(p).parts[0] == "model" and not Path(p).name.startswith(".")
+    )
     missing = sorted(set(listed) - present)
     changed = sorted(f for f in set(listed) & present if _file_record(root / f) != listed[f])
     for what, names in (("missing", missing), ("changed since the run", changed),
