@@ -2,8 +2,10 @@
 
 Outputs (in ``ReportConfig.out``): ``index.html`` (offline, figures beside it), ``results.json``
 (every number shown), ``config.json`` (the report's and every section's resolved settings) and the
-figures as PNG. The page and ``results.json`` are rewritten after every section, so a long run can
-be watched in a browser; a section that fails is shown as failed (traceback in
+figures as PNG. The run is written into a staging folder beside ``out`` (``.NAME.partial``; the
+page and ``results.json`` there are rewritten after every section, so a long run can be watched in
+a browser) and replaces ``out`` only when complete, so ``out`` never mixes two reports. A section
+that fails is shown as failed (traceback in
 ``<n>-<key>-error.txt``) and the others still run.
 """
 
@@ -24,13 +26,14 @@ from trainlab import __version__
 from trainlab._io import atomic_write_json, atomic_write_text
 from trainlab._threads import torch_threads
 from trainlab.config import from_dict, to_dict
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError
 from trainlab.report.config import ReportConfig, rerun_command
 from trainlab.report.context import SectionContext, readable
 from trainlab.report.data import ImageData, load_report_data
 from trainlab.report.html import render_html
 from trainlab.report.result import Measurement, Rendered, SectionResult, SectionUnavailable
 from trainlab.report.sections import SECTIONS, load_section
+from trainlab.runs import begin_run, check_output_dir, publish_run
 from trainlab.seed import seed_everything
 
 __all__ = ["ReportOutcome", "resolve_section_configs", "run_report"]
@@ -128,21 +131,15 @@ def _run_report(
             else (lambda msg: print(msg, file=sys.stderr, flush=True))
         )
     t_start = time.perf_counter()
-    out_dir = Path(config.out)
+    out_dir = check_output_dir(config.out)
     section_cfgs = resolve_section_configs(config, section_overrides)
     data = load_report_data(config.data)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TrainlabError(f"{out_dir}: cannot create the report folder ({e.strerror})") from None
+    settings = {
+        "report": to_dict(config),
+        "sections": {SECTIONS[n][0]: to_dict(c) for n, c in section_cfgs.items()},
+    }
+    stage = begin_run(out_dir, settings, log=log)  # published into out_dir once complete
     config_file = str(out_dir / "config.json")
-    atomic_write_json(
-        config_file,
-        {
-            "report": to_dict(config),
-            "sections": {SECTIONS[n][0]: to_dict(c) for n, c in section_cfgs.items()},
-        },
-    )
     meta = _meta(config, data, command)
     results = [
         SectionResult(number=n, key=SECTIONS[n][0], title=SECTIONS[n][1], status="pending")
@@ -157,15 +154,16 @@ def _run_report(
     for i, n in enumerate(config.sections):
         key, title = SECTIONS[n]
         log(f"[{i + 1}/{len(config.sections)}] {n}. {title}")
-        results[i] = _run_one(config, n, section_cfgs[n], data, out_dir, log, config_file)
+        results[i] = _run_one(config, n, section_cfgs[n], data, stage, log, config_file)
         r = results[i]
         what = r.verdict.text if (r.status == "ok" and r.verdict) else f"{r.status}: {r.error}"
         log(f"    done in {r.time_s:.1f} s - {what}")
         meta["total_time_s"] = time.perf_counter() - t_start
-        _write(out_dir, results, meta)
+        _write(stage, results, meta)
     outcome.total_time_s = time.perf_counter() - t_start
     meta["total_time_s"] = outcome.total_time_s
-    _write(out_dir, results, meta)
+    _write(stage, results, meta)
+    publish_run(stage, out_dir)
     log(f"wrote {out_dir / 'index.html'} ({len(results)} sections, {outcome.total_time_s:.1f} s)")
     return outcome
 
