@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from trainlab.errors import TrainlabError
+from trainlab.runs import begin_run, publish_run
 from trainlab.train import TrainConfig, accuracy, fit
 
 
@@ -43,6 +44,9 @@ def run_demo(
     """Train a 64-128-10 ReLU network with Adam; return validation accuracy, epochs and seconds."""
     if epochs < 1:
         raise TrainlabError(f"--epochs must be at least 1, got {epochs}")
+    stage = None
+    if out_dir is not None:  # staged beside out_dir, published when complete
+        stage = begin_run(out_dir, {"epochs": epochs, "seed": seed, "device": device})
     x_tr, y_tr, x_va, y_va = load_digits_split(seed)
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
@@ -55,7 +59,7 @@ def run_demo(
         device=device,
         monitor="val_acc",
         mode="max",
-        out_dir=out_dir,
+        out_dir=None if stage is None else str(stage),
         quiet=quiet,
     )
     t0 = time.perf_counter()
@@ -67,6 +71,8 @@ def run_demo(
         config,
         metrics={"acc": accuracy},
     )
+    if stage is not None and out_dir is not None:
+        publish_run(stage, out_dir)
     return {
         "val_acc": history.best_value,
         "epochs": len(history),

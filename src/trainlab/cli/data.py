@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_download(args: argparse.Namespace) -> int:
     from trainlab.data.kaggle import COMPETITIONS, download
+    from trainlab.runs import check_output_dir
 
+    check_output_dir(args.dest, "--dest")
     files = download(args.name, args.dest, force=args.force, quiet=args.quiet)
     if not args.quiet:
         print(f"{COMPETITIONS[args.name].slug}: {len(files)} file(s) in {args.dest}")
