@@ -14,6 +14,10 @@ from trainlab.covid._synth import synthetic_covid
 
 TINY_TOML = """
 folds = 3
+report = ["blocked", "random", "course"]
+testlike_block = 6
+testlike_gap = 3
+testlike_sample = false
 ensemble_seeds = 1
 holdout_rows = 4
 plot = false
@@ -98,6 +102,9 @@ def test_train_prints_the_table_and_writes_files(
         "ridge without history",
         "mean",
         "rows with history",
+        "test-like validation",
+        "RMSE",
+        "ridge, day-over-day change",
     ):
         assert word in text
     for name in (
@@ -116,7 +123,11 @@ def test_quiet_and_seed(trained: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert config["seed"] == 3 and config["train"]["seed"] == 3
     meta = json.loads((trained / "model" / "model.json").read_text())
     # the final networks: one per tier, both seeded from the run's seed
-    assert [(m["tier"], m["seed"]) for m in meta["members"]] == [("history", 3), ("fallback", 3)]
+    assert [(m["tier"], m["seed"]) for m in meta["members"]] == [
+        ("history", 3),
+        ("partial", 3),
+        ("fallback", 3),
+    ]
 
 
 def test_predict_and_evaluate(

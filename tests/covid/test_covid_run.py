@@ -29,6 +29,10 @@ TINY = {
     "ensemble_seeds": 2,
     "fallback": {"train": {"epochs": 4}, "ensemble_seeds": 2},
     "folds": 3,
+    "report": ["blocked", "random", "course"],
+    "testlike_block": 6,
+    "testlike_gap": 3,
+    "testlike_sample": False,
     "holdout_rows": 5,
     "plot": False,
 }
@@ -83,8 +87,11 @@ def test_train_writes_every_output(run_dir: Path, data_dir: Path) -> None:
     meta = json.loads((run_dir / "model" / "model.json").read_text())
     assert meta["task"] == "covid" and meta["data"] == str(data_dir.resolve())
     tiers = [m["tier"] for m in meta["members"]]
-    assert tiers == ["history", "history", "fallback", "fallback"]  # refit: seeds per tier
-    assert meta["history"] == {"lags": 8, "weeks": 7} and (run_dir / "model/history.npz").is_file()
+    assert tiers == ["history", "history", "partial", "partial", "fallback", "fallback"]
+    assert (
+        meta["history"] == {"lags": 8, "weeks": 7, "back": 8}
+        and (run_dir / "model/history.npz").is_file()
+    )
     for info in meta["members"]:
         state = torch.load(run_dir / "model" / info["file"], weights_only=True)
         assert isinstance(state, dict) and info["features"] and info["normalizer"]["mean"]

@@ -94,6 +94,12 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="override train.epochs of every network (the fallback networks' too)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines (the table is printed)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run of --out (same settings and data; finished fits are "
+        "kept, the result is the uninterrupted run's)",
+    )
     p.set_defaults(_run=run_train)
 
 
@@ -104,7 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
         overrides = {**epochs, "fallback": epochs}
     cfg = load_covid_config(args.config, args.preset, args.seed, overrides=overrides)
     log = None if args.quiet else (lambda line: print(line, flush=True))
-    run = train_covid(args.data, args.out, cfg, log=log)
+    run = train_covid(args.data, args.out, cfg, log=log, resume=args.resume)
     print(run.table)
     print(
         f"wrote {run.out_dir}/submission.csv ({len(run.test_predictions)} rows), metrics.json, "

@@ -48,17 +48,22 @@ class HistoryConfig:
         lags: tested_positive changes at lags 1..lags days before the target day.
         weeks: at most this many weeks feed the estimate of the noise of the day a week earlier
             (0: no estimate).
+        back: rows whose earlier windows are known only as a test file knows them (adjacent,
+            non-overlapping windows: every D-th day's tested_positive is missing) get the
+            partial networks, which read tested_positive of the known days up to ``back`` days
+            before the target day (0: no partial tier).
     """
 
     enabled: bool = True
     lags: int = 8
     weeks: int = 7
+    back: int = 8
 
     def spec(self) -> HistorySpec | None:
         """The feature spec, or None when disabled (or empty)."""
-        if not self.enabled or (self.lags <= 0 and self.weeks <= 0):
+        if not self.enabled or (self.lags <= 0 and self.weeks <= 0 and self.back <= 0):
             return None
-        return HistorySpec(max(self.lags, 0), max(self.weeks, 0))
+        return HistorySpec(max(self.lags, 0), max(self.weeks, 0), max(self.back, 0))
 
 
 def _default_train() -> TrainConfig:
@@ -111,6 +116,11 @@ class CovidConfig:
             as the final model is trained, and predict them as ``trainlab covid predict`` does.
         holdout_rows: windows per state predicted in the later-days simulation.
         holdout_gap: windows per state dropped before them (no shared day).
+        testlike: validate on splits laid out like the test file (:mod:`trainlab.covid.testlike`):
+            the number a submission should expect.
+        testlike_block: windows per state in each held-out block (every D-th is held out).
+        testlike_gap: days between a held-out block and the nearest training day.
+        testlike_sample: also train the course's sample model on the test-like splits.
         plot: write learning curves (PNG).
     """
 
@@ -126,7 +136,7 @@ class CovidConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=_default_train)
     validation: str = "blocked"
-    report: list[str] = field(default_factory=lambda: list(FOLD_SCHEMES))
+    report: list[str] = field(default_factory=lambda: ["blocked"])
     folds: int = 5
     gap: int | None = None
     seed: int = 0
@@ -138,6 +148,10 @@ class CovidConfig:
     later_days: bool = True
     holdout_rows: int = 14
     holdout_gap: int = 2
+    testlike: bool = True
+    testlike_block: int = 15
+    testlike_gap: int = 14
+    testlike_sample: bool = False
     plot: bool = True
 
     def __post_init__(self) -> None:
@@ -167,8 +181,13 @@ class CovidConfig:
                 f"holdout_rows must be >= 1 and holdout_gap >= 0, got {self.holdout_rows} "
                 f"and {self.holdout_gap}"
             )
-        if self.history.lags < 0 or self.history.weeks < 0:
-            raise ConfigError("history.lags and history.weeks must be >= 0")
+        if self.testlike_block < 1 or self.testlike_gap < 0:
+            raise ConfigError(
+                f"testlike_block must be >= 1 and testlike_gap >= 0, got {self.testlike_block} "
+                f"and {self.testlike_gap}"
+            )
+        if self.history.lags < 0 or self.history.weeks < 0 or self.history.back < 0:
+            raise ConfigError("history.lags, history.weeks and history.back must be >= 0")
         unknown = sorted(set(self.fallback) - set(TIER_KEYS))
         if unknown:
             raise ConfigError(
@@ -228,6 +247,7 @@ def _sample() -> CovidConfig:
             quiet=True,
         ),
         validation="course",
+        report=list(FOLD_SCHEMES),
         ensemble_seeds=1,
         history=HistoryConfig(enabled=False),
         final="folds",  # the course keeps the model trained on its one split

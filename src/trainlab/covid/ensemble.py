@@ -23,10 +23,11 @@ from trainlab.covid.config import CovidConfig, ModelConfig, load_covid_config
 from trainlab.covid.files import CovidFrame
 from trainlab.covid.folds import holdout_split
 from trainlab.covid.frame import Standardizer, subset
-from trainlab.covid.members import Member, fit_ridge, fit_tiers, history_columns, tiered_predict
+from trainlab.covid.members import TIERS, Member, fit_tiers, tiered_predict
 from trainlab.covid.model import CovidMLP, describe
+from trainlab.covid.resume import fit_scope
 from trainlab.covid.series import HistorySpec, SeriesTails, build_timeline, with_history
-from trainlab.covid.validate import SchemeResult, cross_validate, prepare
+from trainlab.covid.validate import SchemeResult, cross_validate, prepare, ridge_tiers
 from trainlab.errors import DataError
 from trainlab.runs import find_model_dir, read_model_json
 
@@ -47,36 +48,43 @@ class Ensemble:
     def spec(self) -> HistorySpec | None:
         """The history features the history members read (None: no history tier)."""
         h = self.meta.get("history")
-        return None if not h else HistorySpec(int(h["lags"]), int(h["weeks"]))
+        return (
+            None if not h else HistorySpec(int(h["lags"]), int(h["weeks"]), int(h.get("back", 0)))
+        )
 
     def prepare(self, frame: CovidFrame) -> tuple[CovidFrame, dict[str, int]]:
         """``frame`` with history features built from the stored training days and the frame's
         own earlier rows, and counts of what was found.
 
         Returns:
-            The frame and ``{"rows", "history_rows", "chains", "attached_chains"}``.
+            The frame and ``{"rows", "history_rows", "partial_rows", "chains",
+            "attached_chains"}`` (rows predicted by the history and the partial tier).
         """
         spec = self.spec
         if spec is None:
-            return frame, {"rows": len(frame), "history_rows": 0, "chains": 0, "attached_chains": 0}
-        timeline = build_timeline(frame, self.tails)
+            empty = {"history_rows": 0, "partial_rows": 0, "chains": 0, "attached_chains": 0}
+            return frame, {"rows": len(frame), **empty}
+        link = any(m.tier == "partial" for m in self.members)
+        timeline = build_timeline(frame, self.tails, link=link)
         out = with_history(frame, spec, timeline=timeline)
-        hist = [m for m in self.members if m.uses_history]
-        mask = np.isfinite(out.X[spec.columns()].to_numpy()).all(axis=1) if hist else None
+        _, path = tiered_predict(self.tiers(), out)
         info = {
             "rows": len(frame),
-            "history_rows": 0 if mask is None else int(mask.sum()),
+            "history_rows": int((path == 0).sum()),
+            "partial_rows": int((path == 1).sum()),
             "chains": len(timeline.state),
             "attached_chains": int(timeline.attached.sum()),
         }
         return out, info
 
+    def tiers(self) -> list[list[Member]]:
+        """The members grouped by tier (:data:`TIERS` order)."""
+        return [[m for m in self.members if m.tier == t] for t in TIERS]
+
     def predict_info(self, frame: CovidFrame) -> tuple[np.ndarray, dict[str, int]]:
         """(N,) predictions for a frame as read from a file, and the counts of :meth:`prepare`."""
         prepared, info = self.prepare(frame)
-        history = [m for m in self.members if m.uses_history]
-        fallback = [m for m in self.members if not m.uses_history]
-        pred, _ = tiered_predict(history, fallback, prepared)
+        pred, _ = tiered_predict(self.tiers(), prepared)
         return pred, info
 
     def predict(self, frame: CovidFrame) -> np.ndarray:
@@ -109,9 +117,9 @@ def fit_ensemble(
             cv = cross_validate(cfg, frame, order, cfg.validation, keep_members=True)
         members = cv.members
     else:
-        history, fallback = fit_tiers(cfg, full, np.arange(len(frame)), None, "all")
-        members = history + fallback
-    members = sorted(members, key=lambda m: not m.uses_history)  # model.pt: the main tier
+        tiers = fit_tiers(cfg, full, np.arange(len(frame)), None, "all")
+        members = [m for group in tiers for m in group]
+    members = sorted(members, key=lambda m: TIERS.index(m.tier))  # model.pt: the main tier
     spec = cfg.history.spec()
     tails = None
     if spec is not None and timeline is not None:
@@ -143,7 +151,8 @@ def later_days(
     reduced = subset(frame, tr_rows)
     hold = subset(frame, ho_rows, with_target=False)  # the test layout: no target
     y = frame.y[ho_rows]
-    ensemble = fit_ensemble(cfg, reduced, order[tr_rows], data_dir)
+    with fit_scope("later_days"):
+        ensemble = fit_ensemble(cfg, reduced, order[tr_rows], data_dir)
     pred, info = ensemble.predict_info(hold)
     prepared, _ = ensemble.prepare(hold)
     assert reduced.y is not None
@@ -174,28 +183,18 @@ def _ridge_references(
     prepared: CovidFrame,
     tuned_alpha: float | None,
 ) -> dict[str, np.ndarray]:
-    """Ridge without history, ridge (alpha by inner CV) and, given ``tuned_alpha``, the tuned
-    ridge, fitted on ``train`` and applied to ``prepared`` (rows with their history features)."""
+    """Ridge without history, ridge (alpha by inner CV, the model's tiers) and, given
+    ``tuned_alpha``, the tuned ridge, fitted on ``train`` and applied to ``prepared`` (rows with
+    their history features)."""
     full, _ = prepare(cfg, train)
-    fb = cfg.fallback_config()
-    r_fb, grid_fb = fit_ridge(fb, full, train.state, order, np.arange(len(train)))
-    preds = {"ridge_no_history": r_fb.predict(prepared)}
-    hist = history_columns(cfg)
-    rows = (
-        np.flatnonzero(np.isfinite(full.X[hist].to_numpy()).all(axis=1))
-        if hist
-        else np.zeros(0, dtype=np.int64)
-    )
-    if len(rows) >= 2:
-        r_h, grid_h = fit_ridge(cfg, full, train.state, order, rows, extra=hist)
-        preds["ridge"] = tiered_predict([r_h], [r_fb], prepared)[0]
-        if tuned_alpha is not None:
-            k = cfg.ridge_alphas.index(tuned_alpha)
-            preds["ridge_tuned"] = tiered_predict([grid_h[k]], [grid_fb[k]], prepared)[0]
-    else:  # no history (or no training row with it): ridge is the fallback tier alone
-        preds["ridge"] = preds["ridge_no_history"]
-        if tuned_alpha is not None:
-            preds["ridge_tuned"] = grid_fb[cfg.ridge_alphas.index(tuned_alpha)].predict(prepared)
+    best, grids = ridge_tiers(cfg, full, order, np.arange(len(train)))
+    preds = {
+        "ridge_no_history": best[-1].predict(prepared),
+        "ridge": tiered_predict([[r] for r in best], prepared)[0],
+    }
+    if tuned_alpha is not None:
+        k = cfg.ridge_alphas.index(tuned_alpha)
+        preds["ridge_tuned"] = tiered_predict([[g[k]] for g in grids], prepared)[0]
     return preds
 
 
@@ -206,13 +205,22 @@ def describe_member(member: Member) -> str:
 
 
 def describe_members(members: list[Member]) -> str:
-    """``linear 23-1 (...) with history; MLP 14-16-1 (...) fallback``-style summary."""
-    hist = [m for m in members if m.uses_history]
-    fb = [m for m in members if not m.uses_history]
-    if not hist:
-        return describe_member(fb[0])
-    text = f"{describe_member(hist[0])} on rows with history"
-    return text + (f"; {describe_member(fb[0])} fallback" if fb else "")
+    """``linear 23-1 (...) with history; ...; MLP 14-16-1 (...) fallback``-style summary."""
+    parts = []
+    for tier in TIERS:
+        first = next((m for m in members if m.tier == tier), None)
+        if first is not None:
+            parts.append(f"{describe_member(first)} {_TIER_WORDS[tier]}")
+    if len(parts) == 1:
+        return parts[0].rsplit(" ", 1)[0] if parts[0].endswith(" fallback") else parts[0]
+    return "; ".join(parts)
+
+
+_TIER_WORDS = {
+    "history": "on rows with history",
+    "partial": "on rows with test-layout history",
+    "fallback": "fallback",
+}
 
 
 def _model_meta(
@@ -228,7 +236,9 @@ def _model_meta(
         "target": train.layout.target,
         "data": str(data_dir.resolve()),
         "config": to_dict(cfg),
-        "history": None if spec is None else {"lags": spec.lags, "weeks": spec.weeks},
+        "history": None
+        if spec is None
+        else {"lags": spec.lags, "weeks": spec.weeks, "back": spec.back},
         "history_file": None if spec is None else HISTORY_FILE,
         "members": [
             {**m.meta(), "file": "model.pt" if i == 0 else f"member_{i}.pt"}

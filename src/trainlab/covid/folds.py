@@ -154,3 +154,61 @@ def holdout_split(
         hold_parts.append(idx[-rows:])
         train_parts.append(idx[: len(idx) - rows - gap])
     return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(hold_parts))
+
+
+def testlike_problem(
+    state: np.ndarray, order: np.ndarray, n_days: int, block: int, gap: int
+) -> str | None:
+    """Why the test-like validation cannot run on these rows (None: it can)."""
+    counts = np.bincount(state)
+    counts = counts[counts > 0]
+    need = block + gap + n_days + 1
+    if len(counts) and counts.min() < need:
+        return (
+            f"it needs at least {need} windows per state ({block} in the held-out block, a gap "
+            f"of {gap} days, 2 to train on); the smallest state has {int(counts.min())}"
+        )
+    return None
+
+
+def testlike_split(
+    order: np.ndarray, state: np.ndarray, n_days: int, block: int, gap: int, side: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A split laid out like the test file: per state, non-overlapping windows (every
+    ``n_days``-th) of a block of ``block`` windows held out, and training windows at least ``gap``
+    days away on one side only, none sharing a day with the block.
+
+    Args:
+        order: (N,) each row's position in its state's time sequence.
+        state: (N,) state of each row.
+        n_days: days per window (D).
+        block: windows per state in the held-out block (its first or last ``block`` windows).
+        gap: days between the block and the nearest training day.
+        side: ``after`` (the block follows the training days, as for the first half of the
+            states in the real test file) or ``before`` (it precedes them, the other half).
+
+    Returns:
+        (training row indices, held-out row indices), both sorted.
+    """
+    train_parts, hold_parts = [], []
+    for s in np.unique(state):
+        idx = np.flatnonzero(state == s)
+        idx = idx[np.argsort(order[idx], kind="stable")]
+        n = len(idx)
+        if side == "after":
+            held = np.arange(n - 1, n - 1 - block, -n_days)[::-1]
+            held = held[held >= 0]
+            train = np.arange(0, max(held[0] - gap - n_days + 1, 0))
+        elif side == "before":
+            held = np.arange(0, min(block, n), n_days)
+            train = np.arange(held[-1] + n_days + gap, n)
+        else:
+            raise ConfigError(f"side must be 'after' or 'before', got {side!r}")
+        if len(train) < 2:
+            raise ConfigError(
+                f"the test-like validation needs at least {block + gap + n_days + 1} windows per "
+                f"state; state {int(s)} has {n}"
+            )
+        hold_parts.append(idx[held])
+        train_parts.append(idx[train])
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(hold_parts))

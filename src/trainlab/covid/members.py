@@ -25,7 +25,7 @@ from trainlab.covid.files import CovidFrame
 from trainlab.covid.folds import fold_gap, make_folds
 from trainlab.covid.frame import Standardizer, select_features, subset
 from trainlab.covid.model import CovidMLP, make_loss
-from trainlab.covid.series import is_history_column
+from trainlab.covid.series import HISTORY_PREFIX, is_history_column
 from trainlab.errors import ConfigError
 from trainlab.train import Callback, History, TrainState, fit, predict
 
@@ -38,10 +38,28 @@ class Predictor(Protocol):
     def predict(self, frame: CovidFrame) -> np.ndarray: ...
 
 
+#: The tiers of predictors, most informed first; a row goes to the first whose inputs it has.
+TIERS = ("history", "partial", "fallback")
+
+
 def history_columns(cfg: CovidConfig) -> list[str]:
-    """The history feature names of ``cfg`` (empty when history is off)."""
+    """The full-history feature names of ``cfg`` (empty when history is off)."""
     spec = cfg.history.spec()
     return [] if spec is None else spec.columns()
+
+
+def partial_columns(cfg: CovidConfig, n_days: int) -> list[str]:
+    """The test-layout history feature names of ``cfg`` (empty when off)."""
+    spec = cfg.history.spec()
+    return [] if spec is None else spec.partial_columns(n_days)
+
+
+def tier_of(features: Sequence[str]) -> str:
+    """The tier whose inputs ``features`` are: history, partial or fallback."""
+    hist = [f for f in features if is_history_column(f)]
+    if any(not f.startswith(f"{HISTORY_PREFIX}tp_back_") for f in hist):
+        return "history"
+    return "partial" if hist else "fallback"
 
 
 def history_mask(frame: CovidFrame, columns: Sequence[str]) -> np.ndarray:
@@ -52,28 +70,32 @@ def history_mask(frame: CovidFrame, columns: Sequence[str]) -> np.ndarray:
 
 
 def tiered_predict(
-    history: Sequence[Predictor], fallback: Sequence[Predictor], frame: CovidFrame
+    tiers: Sequence[Sequence[Predictor]], frame: CovidFrame
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Average of the history predictors where a row's history is defined, else of the fallback.
+    """Each row predicted by the average of the first tier whose inputs it has.
+
+    Args:
+        tiers: predictor groups, most informed first; an empty group is skipped, the last
+            (fallback) group needs no history and takes every row left.
+        frame: rows with their history columns.
 
     Returns:
-        (N,) predictions and (N,) the mask of rows predicted with history.
+        (N,) predictions and (N,) the index of the tier that predicted each row.
     """
-    mask = history_mask(frame, _hist_cols(history)) if history else np.zeros(len(frame), bool)
     pred = np.full(len(frame), np.nan)
-    if (~mask).any():
-        if not fallback:
-            raise ConfigError("rows without history but no fallback predictors")
-        rows = subset(frame, np.flatnonzero(~mask))
-        pred[~mask] = np.mean([p.predict(rows) for p in fallback], axis=0)
-    if mask.any():
-        rows = subset(frame, np.flatnonzero(mask))
-        pred[mask] = np.mean([p.predict(rows) for p in history], axis=0)
-    return pred, mask
-
-
-def _hist_cols(predictors: Sequence[Predictor]) -> list[str]:
-    return [f for f in predictors[0].features if is_history_column(f)]
+    path = np.full(len(frame), -1, dtype=np.int64)
+    for k, group in enumerate(tiers):
+        if not group:
+            continue
+        cols = [f for f in group[0].features if is_history_column(f)]
+        take = (path < 0) & (history_mask(frame, cols) if cols else True)
+        if take.any():
+            rows = subset(frame, np.flatnonzero(take))
+            pred[take] = np.mean([p.predict(rows) for p in group], axis=0)
+            path[take] = k
+    if (path < 0).any():
+        raise ConfigError("rows without history but no fallback predictors")
+    return pred, path
 
 
 @dataclass
@@ -94,8 +116,13 @@ class Member:
 
     @property
     def uses_history(self) -> bool:
-        """Whether the member reads history features (the history tier)."""
+        """Whether the member reads history features (the history or partial tier)."""
         return any(is_history_column(f) for f in self.features)
+
+    @property
+    def tier(self) -> str:
+        """history, partial or fallback (:data:`TIERS`)."""
+        return tier_of(self.features)
 
     def inputs(self, frame: CovidFrame) -> torch.Tensor:
         """(N, F) normalised inputs of ``frame`` in this member's feature order."""
@@ -113,7 +140,7 @@ class Member:
             "name": self.name,
             "fold": self.fold,
             "seed": self.seed,
-            "tier": "history" if self.uses_history else "fallback",
+            "tier": self.tier,
             "features": self.features,
             "normalizer": self.scaler.state_dict(),
             "target": self.target,
@@ -240,32 +267,47 @@ def fit_tiers(
     val_rows: np.ndarray | None,
     prefix: str,
     curves: bool = False,
-) -> tuple[list[Member], list[Member]]:
-    """The history networks (trained on the training rows whose history is defined) and the
-    fallback networks (on all training rows, with ``cfg.fallback_config()``); ``ensemble_seeds``
-    of each tier. The history list is empty without history."""
-    hist = history_columns(cfg)
-    has = history_mask(frame, hist)
-    history: list[Member] = []
-    if hist and has[train_rows].sum() >= 2:
-        hv = None if val_rows is None else val_rows[has[val_rows]]
-        for j in range(cfg.ensemble_seeds):
-            seed = cfg.seed + j
-            history.append(
-                fit_member(
-                    cfg, frame, train_rows[has[train_rows]], hv, seed,
-                    f"{prefix}/history/seed{seed}", curves=curves and j == 0, extra=hist,
+) -> list[list[Member]]:
+    """The networks of every tier (:data:`TIERS`), ``ensemble_seeds`` each: history and partial
+    networks on the training rows whose features of that tier are defined (``cfg``'s settings),
+    fallback networks on all training rows (``cfg.fallback_config()``). A tier without
+    features or training rows is an empty list."""
+    from trainlab.covid.resume import cached_fit  # the cache module builds on Member
+
+    groups: list[list[Member]] = []
+    for tier, extra in (
+        ("history", history_columns(cfg)),
+        ("partial", partial_columns(cfg, frame.layout.n_days)),
+    ):
+        has = history_mask(frame, extra)
+        members: list[Member] = []
+        if extra and has[train_rows].sum() >= 2:
+            hv = None if val_rows is None else val_rows[has[val_rows]]
+            for j in range(cfg.ensemble_seeds):
+                seed = cfg.seed + j
+                name = f"{prefix}/{tier}/seed{seed}"
+                rows, first = train_rows[has[train_rows]], curves and j == 0 and not any(groups)
+                members.append(
+                    cached_fit(
+                        name,
+                        lambda: fit_member(cfg, frame, rows, hv, seed, name, first, extra),  # noqa: B023
+                    )
                 )
-            )  # fmt: skip
+        groups.append(members)
     fb = cfg.fallback_config()
-    fallback = [
-        fit_member(
-            fb, frame, train_rows, val_rows, fb.seed + j, f"{prefix}/fallback/seed{fb.seed + j}",
-            curves=curves and j == 0 and not history,
+    first = not any(groups)
+    fallback = []
+    for j in range(fb.ensemble_seeds):
+        name, seed = f"{prefix}/fallback/seed{fb.seed + j}", fb.seed + j
+        first_curve = curves and j == 0 and first
+        fallback.append(
+            cached_fit(
+                name,
+                lambda: fit_member(fb, frame, train_rows, val_rows, seed, name, first_curve),  # noqa: B023
+            )
         )
-        for j in range(fb.ensemble_seeds)
-    ]  # fmt: skip
-    return history, fallback
+    groups.append(fallback)
+    return groups
 
 
 def fit_ridge(

@@ -144,6 +144,44 @@ def _notes(
     return notes
 
 
+_TESTLIKE_LABELS = {
+    "mean": "mean (training mean)",
+    "persistence": "persistence (day D-1)",
+    "ols_survey14": "OLS on survey14",
+    "ridge_survey14": "ridge on survey14",
+    "ridge_delta": "ridge, day-over-day change, 53 survey features",
+    "ridge": "ridge in the model's tiers (same path)",
+    "sample": "course sample model (93-64-1)",
+}
+
+
+def format_testlike(tl: dict[str, Any], model_label: str) -> str:
+    """The test-like table: MSE (Kaggle 2022's metric) and RMSE (the 2021 slides') of the model
+    and every reference, per split and pooled, and which rows took which prediction path."""
+    width = max(len(model_label), *(len(v) for v in _TESTLIKE_LABELS.values())) + 2
+    cols = ["MSE", "RMSE", *(f"{s} MSE" for s in tl["splits"])]
+    lines = [
+        "test-like validation: held-out windows laid out like covid.test.csv, predicted as "
+        "'covid predict' does (the number to expect on Kaggle)",
+        " " * width + "".join(f"{c:>12}" for c in cols),
+    ]
+    for name in ("model", *_TESTLIKE_LABELS):
+        if name not in tl:
+            continue
+        e = tl[name]
+        label = model_label if name == "model" else _TESTLIKE_LABELS[name]
+        cells = [e["mse"], e["rmse"], *e["split_mse"]]
+        lines.append(f"{label:<{width}}" + "".join(f"{c:>12.4f}" for c in cells))
+    m = tl["model"]
+    paths = ", ".join(
+        f"{m['path_rows'][t]} {t}"
+        + (f" (MSE {m['path_mse'][t]:.4f})" if t in m["path_mse"] else "")
+        for t in m["path_rows"]
+    )
+    lines.append(f"prediction path of the {tl['rows']} held-out rows: {paths}.")
+    return "\n".join(lines)
+
+
 def _figure(width: float, height: float) -> Figure:
     """A figure of its own on the Agg canvas (matplotlib imported only when plotting)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

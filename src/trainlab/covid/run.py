@@ -15,7 +15,9 @@ member to ``trainlab diagnose``.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,15 +40,24 @@ from trainlab.covid.ensemble import (
     save_ensemble,
 )
 from trainlab.covid.files import LAYOUTS, TRAIN_FILE, CovidFrame, load_covid_dir, read_covid
-from trainlab.covid.folds import holdout_problem
+from trainlab.covid.folds import holdout_problem, testlike_problem
 from trainlab.covid.frame import subset
 from trainlab.covid.members import history_columns
 from trainlab.covid.model import make_loss
-from trainlab.covid.report import format_table, metrics_dict, plot_curves, plot_predictions
+from trainlab.covid.report import (
+    format_table,
+    format_testlike,
+    metrics_dict,
+    plot_curves,
+    plot_predictions,
+)
+from trainlab.covid.resume import fit_cache, fit_scope
 from trainlab.covid.series import time_order, with_history
+from trainlab.covid.testlike import testlike_validate
 from trainlab.covid.validate import SchemeResult, cross_validate
 from trainlab.diagnose.target import DiagnosisTarget
 from trainlab.errors import DataError
+from trainlab.runs import begin_run, check_output_dir, check_output_file, publish_run
 
 # One intra-op thread while training: a ~2,000-row MLP gains nothing from more, and on a busy
 # machine spinning OpenMP workers made each step several times slower.
@@ -70,47 +81,68 @@ def train_covid(
     out_dir: str | Path,
     config: CovidConfig | None = None,
     log: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> CovidRun:
     """Cross-validate, simulate the later days, train the ensemble and write every output.
+
+    The run is staged beside ``out_dir`` and switched into place when complete
+    (:func:`trainlab.runs.begin_run`, :func:`trainlab.runs.publish_run`); each finished fit is
+    kept in the staging folder, so ``resume`` continues an interrupted run where it stopped.
 
     Args:
         data_dir: folder with ``covid.train.csv`` and ``covid.test.csv``.
         out_dir: where ``submission.csv``, ``metrics.json``, ``config.json``, ``model/`` and the
-            plots go (created if needed).
+            plots go (checked before any work; an earlier run there stays until this one is done).
         config: the settings (default: the ``default`` preset).
         log: called with progress lines (None: silent).
+        resume: continue the interrupted run staged for ``out_dir`` (same settings and data).
 
     Returns:
         A :class:`CovidRun` with the metrics, the table and the ensemble.
     """
     cfg = config or preset(DEFAULT_PRESET)
+    out = check_output_dir(out_dir)
     with torch_threads(TRAIN_THREADS):
-        return _train(cfg, Path(data_dir), Path(out_dir), log)
+        return _train(cfg, Path(data_dir), out, log, resume)
 
 
 def _train(
-    cfg: CovidConfig, data_dir: Path, out: Path, log: Callable[[str], None] | None
+    cfg: CovidConfig,
+    data_dir: Path,
+    out: Path,
+    log: Callable[[str], None] | None,
+    resume: bool,
 ) -> CovidRun:
     t0 = time.perf_counter()
     say = log or (lambda _: None)
     train, test = load_covid_dir(data_dir)
     assert train.y is not None
     order = time_order(train)
+    settings = {**to_dict(cfg), "data_sha256": _fingerprint(train.path, test.path)}
+    stage = begin_run(out, settings, resume=resume, log=say)
+    fits = stage / "fits"
+    fits.mkdir(exist_ok=True)
     say(
         f"{train.path}: {len(train)} rows ({train.layout.name} layout, {len(train.layout.states)} "
         f"states, {train.layout.n_days} days); {test.path}: {len(test)} rows"
     )
-    results = _cross_validate_all(cfg, train, order, log)
-    later, problem = _simulate_later_days(cfg, train, order, data_dir, results, say)
-    ensemble = fit_ensemble(cfg, train, order, data_dir, results[cfg.validation])
+    with fit_cache(fits):
+        results = _cross_validate_all(cfg, train, order, log)
+        testlike = _testlike(cfg, train, order, data_dir, say)
+        later, problem = _simulate_later_days(cfg, train, order, data_dir, results, say)
+        with fit_scope("final"):
+            ensemble = fit_ensemble(cfg, train, order, data_dir, results[cfg.validation])
     test_pred, test_info = ensemble.predict_info(test)
     say(
-        f"{test.path.name}: {test_info['history_rows']} of {len(test)} rows with history "
-        f"({test_info['attached_chains']} of {test_info['chains']} chains continue the training "
-        "days); the rest by the fallback networks"
+        f"{test.path.name}: {test_info['history_rows']} of {len(test)} rows with history, "
+        f"{test_info['partial_rows']} with test-layout history ({test_info['attached_chains']} "
+        f"of {test_info['chains']} chains continue the training days); the rest by the "
+        "fallback networks"
     )
     metrics = metrics_dict(results, train.y, later)
     table = _table(cfg, ensemble, metrics)
+    if testlike is not None:
+        table = format_testlike(testlike, _model_label(ensemble)) + "\n\n" + table
     summary = {
         "task": "covid",
         "data": str(data_dir.resolve()),
@@ -122,12 +154,28 @@ def _train(
         "test_rows": test_info,
         "schemes": metrics,
     }
+    if testlike is not None:
+        summary["testlike"] = testlike
     if later is not None:
         summary["later_days"] = later
     elif cfg.later_days:
         summary["later_days_skipped"] = problem
-    _write_outputs(out, cfg, ensemble, test, test_pred, summary, results, train.y)
+    _write_outputs(stage, cfg, ensemble, test, test_pred, summary, results, train.y)
+    shutil.rmtree(fits)
+    publish_run(stage, out)
     return CovidRun(out, summary, table, ensemble, test_pred, time.perf_counter() - t0)
+
+
+def _fingerprint(*paths: Path) -> dict[str, str]:
+    """SHA-256 of each data file: a resume must read the same data."""
+    out = {}
+    for path in paths:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        out[path.name] = digest.hexdigest()
+    return out
 
 
 def _cross_validate_all(
@@ -142,6 +190,30 @@ def _cross_validate_all(
             cfg, train, order, scheme, keep_members=scheme == cfg.validation, log=log
         )
     return results
+
+
+def _testlike(
+    cfg: CovidConfig,
+    train: CovidFrame,
+    order: np.ndarray,
+    data_dir: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """The test-like validation's numbers (None if off; skipped, with the reason, if the file's
+    states have too few windows)."""
+    if not cfg.testlike:
+        return None
+    n_days = train.layout.n_days
+    problem = testlike_problem(train.state, order, n_days, cfg.testlike_block, cfg.testlike_gap)
+    if problem is not None:
+        say(f"{train.path}: test-like validation skipped ({problem})")
+        return None
+    result = testlike_validate(cfg, train, order, data_dir)
+    say(
+        f"test-like validation: model MSE {result['model']['mse']:.4f}  "
+        f"ridge_delta {result['ridge_delta']['mse']:.4f}  ({result['seconds']:.1f} s)"
+    )
+    return result
 
 
 def _simulate_later_days(
@@ -171,19 +243,20 @@ def _simulate_later_days(
 
 def _table(cfg: CovidConfig, ensemble: Ensemble, metrics: dict[str, Any]) -> str:
     """The printed validation table, its model row named after both tiers' networks."""
-    tiers = (
-        next((m for m in ensemble.members if m.uses_history), None),
-        next((m for m in ensemble.members if not m.uses_history), None),
-    )
-    names = [describe_member(m).split(" (")[0] for m in tiers if m is not None]
     n_hist = len(history_columns(cfg))
     hist_note = f" + {n_hist} history features" if n_hist else ""
     return format_table(
         metrics,
-        f"model ({', '.join(names)})",
+        _model_label(ensemble),
         early_stopped_on_val=cfg.train.patience is not None or cfg.train.restore_best,
         inputs=f"feature set {cfg.features!r}{hist_note}, {cfg.target} target",
     )
+
+
+def _model_label(ensemble: Ensemble) -> str:
+    """``model (linear 23-1, linear 18-1, MLP 14-16-1)``: the first network of every tier."""
+    firsts = [group[0] for group in ensemble.tiers() if group]
+    return f"model ({', '.join(describe_member(m).split(' (')[0] for m in firsts)})"
 
 
 def _write_outputs(
@@ -200,7 +273,6 @@ def _write_outputs(
     save_ensemble(ensemble, out / "model")
     atomic_write_text(out / "submission.csv", submission_csv(test.ids, test_pred))
     atomic_write_json(out / "metrics.json", summary)
-    atomic_write_json(out / "config.json", to_dict(cfg))
     if cfg.plot:
         chosen = results[cfg.validation]
         plot_curves(
@@ -245,6 +317,7 @@ def predict_covid_info(
 ) -> tuple[np.ndarray, dict[str, int]]:
     """:func:`predict_covid`, also returning how many rows had history (see
     :meth:`Ensemble.prepare`)."""
+    check_output_file(output_path)
     ensemble = load_ensemble(model_dir)
     frame = read_covid(input_path, train=False, layout=LAYOUTS[ensemble.meta["layout"]])
     pred, info = ensemble.predict_info(frame)

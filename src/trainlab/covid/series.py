@@ -65,20 +65,32 @@ class HistorySpec:
     Attributes:
         lags: changes of tested_positive at lags 1..lags (0: none).
         weeks: most weeks the noise estimate of day t-7 may use (0: no noise estimate).
+        back: deepest day of the test-layout history (0: none), see :meth:`partial_lags`.
     """
 
     lags: int = 8
     weeks: int = 7
+    back: int = 0
 
     def columns(self) -> list[str]:
-        """The feature names, in order."""
+        """The names of the features that need every earlier day, in order."""
         cols = [f"{HISTORY_PREFIX}tp_change_{k}" for k in range(1, self.lags + 1)]
         return cols + ([f"{HISTORY_PREFIX}tp_noise_7"] if self.weeks > 0 else [])
+
+    def partial_lags(self, n_days: int) -> list[int]:
+        """Lags k of the test-layout history: days before the row's window, up to ``back``,
+        that a test file knows (every D-th day back from the target day is another window's
+        target, unknown)."""
+        return [k for k in range(n_days + 1, self.back + 1) if k % n_days != 0]
+
+    def partial_columns(self, n_days: int) -> list[str]:
+        """The names of the test-layout history features: tp(t-1) - tp(t-k)."""
+        return [f"{HISTORY_PREFIX}tp_back_{k}" for k in self.partial_lags(n_days)]
 
     @property
     def depth(self) -> int:
         """Days before t the deepest feature may read."""
-        return max(self.lags + 1, 7 * self.weeks + 4 if self.weeks > 0 else 0, 1)
+        return max(self.lags + 1, 7 * self.weeks + 4 if self.weeks > 0 else 0, self.back, 1)
 
     @property
     def min_depth(self) -> int:
@@ -252,31 +264,40 @@ def step_scale(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
 
 
-def build_timeline(frame: CovidFrame, tails: SeriesTails | None = None) -> Timeline:
+def build_timeline(
+    frame: CovidFrame, tails: SeriesTails | None = None, link: bool = False
+) -> Timeline:
     """Chain the rows of ``frame`` and attach each chain to the stored training days if it
     continues them.
 
     Args:
         frame: a training or test frame.
         tails: the training series' last days (prediction time), or None.
+        link: also join chains of a state whose first day is the day after another's last
+            (:func:`link_adjacent`; needs ``tails`` for the unit of a one-day change).
 
     Returns:
-        A :class:`Timeline` with one segment per chain.
+        A :class:`Timeline` with one segment per chain (or per linked run of chains).
     """
     d = frame.layout.n_days
     days = day_values(frame)
     chains = chain_rows(frame, days)
     state = frame.state
+    survey = _survey_index(frame.layout)
+    if link and tails is not None:
+        continues = [
+            _attach(_chain_values(c, days), int(state[c[0]]), tails, survey, d) is not None
+            for c in chains
+        ]
+        chains = link_adjacent(
+            days[:, :, survey], state, chains, tails.step_scale[survey], np.array(continues)
+        )
     segments: list[np.ndarray] = []
     seg_state, attached = [], []
     row_segment = np.zeros(len(frame), dtype=np.int64)
     row_end = np.zeros(len(frame), dtype=np.int64)
-    survey = _survey_index(frame.layout)
     for chain in chains:
-        vals = np.full((len(chain) + d - 1, days.shape[2]), np.nan)
-        for k, i in enumerate(chain):  # earliest row first; a later row only fills gaps
-            window = vals[k : k + d]
-            vals[k : k + d] = np.where(np.isnan(window), days[i], window)
+        vals = _chain_values(chain, days, survey)
         s = int(state[chain[0]])
         offset, prefix = 0, None
         if tails is not None:
@@ -294,7 +315,7 @@ def build_timeline(frame: CovidFrame, tails: SeriesTails | None = None) -> Timel
         seg_state.append(s)
         attached.append(prefix is not None)
         row_segment[chain] = k
-        row_end[chain] = offset + np.arange(len(chain)) + d - 1
+        row_end[chain] = offset + _row_starts(chain, days[:, :, survey]) + d - 1
     length = max((len(v) for v in segments), default=0)
     values = np.full((len(segments), length, days.shape[2]), np.nan)
     for k, v in enumerate(segments):
@@ -307,6 +328,125 @@ def build_timeline(frame: CovidFrame, tails: SeriesTails | None = None) -> Timel
         np.array(attached, dtype=bool),
         d,
     )
+
+
+def _chain_values(
+    chain: np.ndarray, days: np.ndarray, survey: list[int] | None = None
+) -> np.ndarray:
+    """(L, F) the daily values of a chain's rows placed on one day axis."""
+    d = days.shape[1]
+    survey = list(range(days.shape[2])) if survey is None else survey
+    starts = _row_starts(chain, days[:, :, survey])
+    vals = np.full((int(starts[-1]) + d, days.shape[2]), np.nan)
+    for k, i in zip(starts, chain):  # earliest row first; a later row only fills gaps
+        window = vals[k : k + d]
+        vals[k : k + d] = np.where(np.isnan(window), days[i], window)
+    return vals
+
+
+def _row_starts(chain: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """(len(chain),) first day of each row of a chain (``days``: (N, D, F) survey features):
+    one day after the previous row's first when the two overlap, ``D`` days after it when the
+    rows were linked end to start."""
+    d = days.shape[1]
+    starts = np.zeros(len(chain), dtype=np.int64)
+    survey_equal = np.array(
+        [
+            np.array_equal(days[a, 1:], days[b, :-1], equal_nan=True)
+            for a, b in zip(chain[:-1], chain[1:])
+        ],
+        dtype=bool,
+    )
+    if len(chain) > 1:
+        starts[1:] = np.cumsum(np.where(survey_equal, 1, d))
+    return starts
+
+
+def link_adjacent(
+    survey: np.ndarray,
+    state: np.ndarray,
+    chains: list[np.ndarray],
+    scale: np.ndarray,
+    first: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Join chains of the same state whose first day follows another chain's last day.
+
+    The test file's windows of a state do not overlap, but consecutive ones are adjacent: the
+    next window starts the day after. Chain ``a`` is followed by chain ``b`` only when the jump
+    from a's last day to b's first day (in units ``scale`` of a typical one-day change) is small
+    enough to be one day (at most :data:`ADJACENT_MAX_JUMP`), not zero (the same day repeated:
+    an overlap, not a next day), each is the other's best match and no other candidate comes
+    close (the best jump at most half the runner-up's), so an ambiguous state is left unlinked;
+    a chain that continues the training days (``first``) gets no predecessor; a cycle of links
+    is cut at its largest jump.
+
+    Args:
+        survey: (N, D, F) the rows' survey features (no tested_positive: the target day's is
+            unknown in a test file).
+        state: (N,) state of each row.
+        chains: overlap chains (:func:`chain_rows`).
+        scale: (F,) a typical one-day change of each feature.
+        first: (C,) chains that must stay first (they continue the stored training days).
+
+    Returns:
+        Linked runs of rows in time order; every row is in exactly one.
+    """
+    firsts = np.array([survey[c[0], 0] for c in chains])  # (C, F)
+    lasts = np.array([survey[c[-1], -1] for c in chains])
+    cstate = np.array([state[c[0]] for c in chains])
+    succ = np.full(len(chains), -1)
+    for s in np.unique(cstate):
+        idx = np.flatnonzero(cstate == s)
+        if len(idx) < 2:
+            continue
+        jump = ((firsts[idx][None, :, :] - lasts[idx][:, None, :]) / scale) ** 2
+        score = np.nanmean(np.where(np.isfinite(jump), jump, np.nan), axis=-1)  # (a, b)
+        score = np.where(np.isfinite(score), score, np.inf)
+        score = np.where(score > 0, score, np.inf)  # an identical day is an overlap
+        np.fill_diagonal(score, np.inf)
+        if first is not None:
+            score[:, first[idx]] = np.inf
+        best_next, best_prev = score.argmin(axis=1), score.argmin(axis=0)
+        for a in range(len(idx)):
+            b = best_next[a]
+            if best_prev[b] == a and score[a, b] <= ADJACENT_MAX_JUMP and _clear(score, a, b):
+                succ[idx[a]] = idx[b]
+        _cut_cycles(succ, idx, score)
+    return _follow(chains, succ)
+
+
+def _clear(score: np.ndarray, a: int, b: int) -> bool:
+    """Whether the jump a -> b is at most half of every other candidate of a and of b."""
+    row = np.delete(score[a], b)
+    col = np.delete(score[:, b], a)
+    runner_up = min(row.min(initial=np.inf), col.min(initial=np.inf))
+    return bool(score[a, b] <= 0.5 * runner_up)
+
+
+def _cut_cycles(succ: np.ndarray, idx: np.ndarray, score: np.ndarray) -> None:
+    """Remove the largest jump of every cycle among the links of chains ``idx``."""
+    pos = {int(c): k for k, c in enumerate(idx)}
+    for start in idx:
+        seen, c = [], int(start)
+        while c >= 0 and c not in seen:
+            seen.append(c)
+            c = int(succ[c])
+        if c >= 0 and c == int(start):  # back at the start: a cycle
+            worst = max(seen, key=lambda a: score[pos[a], pos[int(succ[a])]])
+            succ[worst] = -1
+
+
+def _follow(chains: list[np.ndarray], succ: np.ndarray) -> list[np.ndarray]:
+    has_pred = np.zeros(len(chains), dtype=bool)
+    has_pred[succ[succ >= 0]] = True
+    runs = []
+    for start in np.flatnonzero(~has_pred):
+        parts, c = [], int(start)
+        while c >= 0:
+            parts.append(chains[c])
+            c = int(succ[c])
+        runs.append(np.concatenate(parts))
+    return runs
 
 
 def _attach(
@@ -359,7 +499,7 @@ def history_features(
         d = timeline.n_days
         for back in range(d):
             tp[timeline.row_segment[hide_rows], timeline.row_end[hide_rows] - back] = np.nan
-    depth = spec.depth
+    depth = max(spec.depth, 1)
     idx = timeline.row_end[:, None] - 1 - np.arange(depth)[None, :]  # (N, depth): t-1, t-2, ...
     ok = idx >= 0
     g = np.full(idx.shape, np.nan)  # g[:, j] = tp(t - 1 - j)
@@ -369,6 +509,15 @@ def history_features(
         cols[f"{HISTORY_PREFIX}tp_change_{k}"] = g[:, k - 1] - g[:, k]
     if spec.weeks > 0:
         cols[f"{HISTORY_PREFIX}tp_noise_7"] = noise_estimate(g, spec.weeks)
+    lags_back = spec.partial_lags(timeline.n_days)
+    if lags_back:
+        at = timeline.row_end[:, None] - np.array(lags_back)[None, :]  # (N, K): t-k
+        known = at >= 0
+        level = np.full(at.shape, np.nan)
+        seg = np.broadcast_to(timeline.row_segment[:, None], at.shape)
+        level[known] = tp[seg[known], at[known]]
+        for j, k in enumerate(lags_back):
+            cols[f"{HISTORY_PREFIX}tp_back_{k}"] = g[:, 0] - level[:, j]
     return pd.DataFrame(cols)
 
 

@@ -35,10 +35,12 @@ from trainlab.covid.folds import Fold, fold_gap, make_folds
 from trainlab.covid.frame import subset
 from trainlab.covid.members import (
     Member,
+    RidgeMember,
     fit_ridge,
     fit_tiers,
     history_columns,
     history_mask,
+    partial_columns,
     tiered_predict,
 )
 from trainlab.covid.series import Timeline, build_timeline, with_history
@@ -140,14 +142,15 @@ def cross_validate(
     for i, fold in enumerate(folds, start=1):
         tf = time.perf_counter()
         ff = fold_frame(cfg, frame, scheme, fold, full, timeline)
-        history, fallback = fit_tiers(cfg, ff, fold.train, fold.val, fold.name, curves=keep_members)
+        tiers = fit_tiers(cfg, ff, fold.train, fold.val, fold.name, curves=keep_members)
         if keep_members:
-            result.members.extend(history + fallback)
+            result.members.extend(m for group in tiers for m in group)
         val = subset(ff, fold.val)
-        oof["model"][fold.val], used[fold.val] = tiered_predict(history, fallback, val)
+        oof["model"][fold.val], path = tiered_predict(tiers, val)
+        used[fold.val] = path == 0
         oof["mean"][fold.val] = y[fold.train].mean()
         oof["persistence"][fold.val] = frame.persistence()[fold.val]
-        ridge, no_history, grid, alpha = _ridge_fold(cfg, ff, order, fold, val, bool(history))
+        ridge, no_history, grid, alpha = _ridge_fold(cfg, ff, order, fold, val)
         oof["ridge"][fold.val], oof["ridge_no_history"][fold.val] = ridge, no_history
         ridge_grid[:, fold.val] = grid
         result.ridge_alphas.append(alpha)
@@ -166,12 +169,7 @@ def cross_validate(
 
 
 def _ridge_fold(
-    cfg: CovidConfig,
-    frame: CovidFrame,
-    order: np.ndarray,
-    fold: Fold,
-    val: CovidFrame,
-    with_history: bool,
+    cfg: CovidConfig, frame: CovidFrame, order: np.ndarray, fold: Fold, val: CovidFrame
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The ridge references on one fold, in the model's tiers.
 
@@ -181,23 +179,35 @@ def _ridge_fold(
         order: each row's time position within its state.
         fold: the split.
         val: the fold's validation rows of ``frame``.
-        with_history: whether the model has a history tier on this fold.
 
     Returns:
         Validation predictions of ridge (alpha by inner CV) and of ridge without history,
-        ``(len(ridge_alphas), N_val)`` predictions of every alpha of the grid, and the alpha chosen.
+        ``(len(ridge_alphas), N_val)`` predictions of every alpha of the grid, and the alpha
+        chosen (of the most informed tier fitted).
     """
-    state = frame.state
-    r_fb, g_fb = fit_ridge(cfg.fallback_config(), frame, state, order, fold.train)
-    no_history = r_fb.predict(val)
-    if not with_history:
-        return no_history, no_history, np.stack([g.predict(val) for g in g_fb]), r_fb.alpha
-    hist = history_columns(cfg)
-    has = history_mask(frame, hist)
-    r_h, g_h = fit_ridge(cfg, frame, state, order, fold.train[has[fold.train]], extra=hist)
-    ridge = tiered_predict([r_h], [r_fb], val)[0]
-    grid = np.stack([tiered_predict([a], [b], val)[0] for a, b in zip(g_h, g_fb)])
-    return ridge, no_history, grid, r_h.alpha
+    best, grids = ridge_tiers(cfg, frame, order, fold.train)
+    no_history = best[-1].predict(val)
+    ridge = tiered_predict([[r] for r in best], val)[0]
+    grid = np.stack(
+        [tiered_predict([[g[k]] for g in grids], val)[0] for k in range(len(cfg.ridge_alphas))]
+    )
+    return ridge, no_history, grid, best[0].alpha
+
+
+def ridge_tiers(
+    cfg: CovidConfig, frame: CovidFrame, order: np.ndarray, rows: np.ndarray
+) -> tuple[list[RidgeMember], list[list[RidgeMember]]]:
+    """Ridge in the model's tiers (:data:`TIERS`, those with training rows), fallback last:
+    each tier's member with alpha by inner CV, and its member for every alpha of the grid."""
+    best, grids = [], []
+    for extra in (history_columns(cfg), partial_columns(cfg, frame.layout.n_days)):
+        has = rows[history_mask(frame, extra)[rows]] if extra else rows[:0]
+        if len(has) >= 2:
+            r, g = fit_ridge(cfg, frame, frame.state, order, has, extra=extra)
+            best.append(r)
+            grids.append(g)
+    r, g = fit_ridge(cfg.fallback_config(), frame, frame.state, order, rows)
+    return [*best, r], [*grids, g]
 
 
 def _tune_ridge(
