@@ -17,6 +17,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainlab.diagnose._modes import MODES
     from trainlab.diagnose.diagnosis import DTYPES, DiagnoseConfig
 
     d = DiagnoseConfig()
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--escape", action="store_true", help="step along the most negative curvature"
     )
-    parser.add_argument("--mode", choices=["eval", "train"], default=d.mode,
+    parser.add_argument("--mode", choices=list(MODES), default=d.mode,
                         help="evaluation mode (default) or training mode (batch-stat BN, seeded dropout)")  # fmt: skip
     parser.add_argument("--params", default=d.params, metavar="PREFIX",
                         help="analyse only parameters with this name prefix (comma-separate several)")  # fmt: skip
