@@ -268,7 +268,15 @@ def load_ensemble(model_dir: str | Path) -> Ensemble:
             tails = SeriesTails.load(mdir / meta["history_file"])
     except KeyError as e:
         raise DataError(mdir / "model.json", f"missing entry {e}") from None
-    return Ensemble(members, meta, tails)
+    except (TypeError, ValueError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(mdir / "model.json", f"malformed model description ({first})") from None
+    ensemble = Ensemble(members, meta, tails)
+    try:
+        ensemble.spec  # noqa: B018 - checks the stored history entry
+    except (TypeError, ValueError, KeyError) as e:
+        raise DataError(mdir / "model.json", f"malformed 'history' entry ({e})") from None
+    return ensemble
 
 
 def _load_member(path: Path, info: dict[str, Any], cfg: CovidConfig) -> Member:
@@ -287,13 +295,20 @@ def _load_member(path: Path, info: dict[str, Any], cfg: CovidConfig) -> Member:
         first = str(e).strip().splitlines()[0]
         raise DataError(path, f"weights do not fit the model in model.json ({first})") from None
     model.eval()
+    scaler = Standardizer.from_state_dict(info["normalizer"])
+    n = len(info["features"])
+    if not (len(scaler.columns) == len(scaler.mean) == len(scaler.std) == n):
+        raise DataError(
+            path.parent / "model.json",
+            f"member {info['name']!r}: 'normalizer' does not match its {n} features",
+        )
     return Member(
         info["name"],
         info["fold"],
         int(info["seed"]),
         model,
         list(info["features"]),
-        Standardizer.from_state_dict(info["normalizer"]),
+        scaler,
         info["target"],
         float(info["target_mean"]),
         float(info["target_std"]),

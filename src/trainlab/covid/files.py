@@ -95,12 +95,15 @@ def unique_names(raw: list[str]) -> list[str]:
     counts: dict[str, int] = {}
     for r in raw:
         counts[r] = counts.get(r, 0) + 1
-    seen: dict[str, int] = {}
+    # a day ends with its tested_positive, so a feature's day is 1 + the tested_positive
+    # columns before it: a column missing from day 1 is named as day 1's
+    day = 1
     out = []
     for r in raw:
         if counts[r] > 1 or r in _ALL_FEATURES:
-            seen[r] = seen.get(r, 0) + 1
-            out.append(day_column(r, seen[r]))
+            out.append(day_column(r, day))
+            if r == TARGET_FEATURE:
+                day += 1
         else:
             out.append(r)
     return out
@@ -249,6 +252,8 @@ def _to_numeric(path: Path, df: pd.DataFrame, layout: CovidLayout) -> pd.DataFra
                 f"{int(bad.sum())} bad cell(s) in that column",
             )
         out[col] = values.to_numpy(dtype=np.float64)
+        if col != "id" and col not in set(layout.states):
+            _check_percentages(path, col, out[col])
     table = pd.DataFrame(out)
     ids = table["id"].to_numpy()
     if not np.all(ids == np.round(ids)):
@@ -268,6 +273,18 @@ def _to_numeric(path: Path, df: pd.DataFrame, layout: CovidLayout) -> pd.DataFra
             f"(exactly one 1, the rest 0)",
         )
     return table
+
+
+def _check_percentages(path: Path, col: str, values: np.ndarray) -> None:
+    """Every survey feature and tested_positive is a percentage: outside [0, 100] is impossible."""
+    bad = (values < 0) | (values > 100)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            path,
+            f"impossible value {values[i]:g} in column {col!r} at row {i + 1} (line {i + 2}): "
+            f"a percentage must lie in [0, 100]; {int(bad.sum())} such cell(s) in that column",
+        )
 
 
 _NONFINITE = {"nan", "inf", "infinity", "na", "n/a", "null", "none"}
