@@ -31,10 +31,10 @@ test row; each state's test rows are consecutive non-overlapping windows (every 
 block of about 68 days: 862 of 893 rows have a window starting the next day). For states 0-19 (AL
 to MN in file order) that block lies after the training days, weeks away from this copy's last
 day; for states 20-39 (MS to WI) it ends right before the first training day. So no test row
-continues the training days and all of them are predicted without history features. Linking test
-windows to each other by continuity would give most of them partial history (every third day's
-tested_positive is missing), but a state's first window then sometimes links to a later one,
-reading days after its own; it is not done.
+continues the training days and none has the full history. Test windows of a state are linked to
+each other end to start (:func:`link_adjacent`) only where the one-day jump is small, mutual, and
+clearly better than every other candidate; a linked row then has a partial history (every D-th
+day's tested_positive is another window's target, missing), read only from days before its own.
 """
 
 from __future__ import annotations
