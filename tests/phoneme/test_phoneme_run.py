@@ -95,6 +95,9 @@ def test_load_model_errors(tmp_path: Path, data: Path):
     out = tmp_path / "run"
     train_phoneme(data, out, resolve_config("mlp", None, **{**TINY_MLP, "epochs": 1}), quiet=True)
     (out / "model" / "prior.npy").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="files changed since the run: model/prior.npy"):
+        load_model(out)  # the run's manifest notices first
+    (out / "manifest.json").unlink()  # a folder without one: each file is checked as it loads
     with pytest.raises(DataError, match="prior.npy"):
         load_model(out)
     (out / "model" / "model.pt").write_bytes(b"garbage")

@@ -89,6 +89,12 @@ def _add_train(sub: Any) -> None:
         help=f"post-processing (default {d.smoothing})",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run of --out from its last checkpoint (same settings and "
+        "data; the result is the uninterrupted run's)",
+    )
     p.set_defaults(_run=_train)
 
 
@@ -145,7 +151,7 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         smoothing=args.smoothing,
     )
-    m = train_phoneme(args.data, args.out, cfg, quiet=args.quiet)
+    m = train_phoneme(args.data, args.out, cfg, quiet=args.quiet, resume=args.resume)
     if "val_accuracy" in m:
         s = m["smoothing"]
         print(

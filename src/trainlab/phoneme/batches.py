@@ -4,6 +4,10 @@
 gathers them from the memory map batch by batch; :class:`UtteranceBatches` pads whole utterances of
 similar length into ``((x, lengths), targets)`` batches for the sequence model, padded targets set
 to ``-100`` (ignored by the loss). Both are re-iterable, so the Trainer runs one epoch per pass.
+
+Without a ``seed`` both shuffle with PyTorch's default generator, which :func:`trainlab.train.fit`
+seeds and saves in every checkpoint, so a resumed run draws the same batches as an uninterrupted
+one. A ``seed`` gives them a private generator instead (reproducible, but not checkpointed).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class FrameBatches:
         rows: (R,) row indices to draw from.
         batch_size: rows per batch.
         shuffle: random order each pass (else ``rows`` in order).
-        seed: seeds the shuffling.
+        seed: a private generator for the shuffling (``None``: PyTorch's default generator).
     """
 
     def __init__(
@@ -39,11 +43,11 @@ class FrameBatches:
         rows: np.ndarray,
         batch_size: int,
         shuffle: bool = False,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         self.x, self.rows, self.batch_size, self.shuffle = x, np.asarray(rows), batch_size, shuffle
         self.y = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.int64))
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = _generator(seed)
 
     def __len__(self) -> int:
         return (len(self.rows) + self.batch_size - 1) // self.batch_size
@@ -78,7 +82,7 @@ class UtteranceBatches:
         utterances_per_batch: utterances per batch.
         frames: context frames per time step (odd, 1..11; 1 = the frame's own 39 features).
         shuffle: random batches each pass (else in the order of ``which``, unsorted).
-        seed: seeds the shuffling.
+        seed: a private generator for the shuffling (``None``: PyTorch's default generator).
     """
 
     def __init__(
@@ -90,13 +94,13 @@ class UtteranceBatches:
         utterances_per_batch: int,
         frames: int = CONTEXT,
         shuffle: bool = False,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         self.x, self.utts, self.which = x, utts, np.asarray(which, dtype=np.int64)
         self.y = None if y is None else np.asarray(y, dtype=np.int64)
         self.per_batch, self.shuffle = utterances_per_batch, shuffle
         self.cols = frame_columns(frames)
-        self.rng = np.random.default_rng(seed)
+        self.generator = _generator(seed)
 
     def __len__(self) -> int:
         return (len(self.which) + self.per_batch - 1) // self.per_batch
@@ -106,14 +110,17 @@ class UtteranceBatches:
         b = self.per_batch
         if not self.shuffle:
             return [self.which[i : i + b] for i in range(0, len(self.which), b)]
-        order = self.rng.permutation(self.which)
+        order = self.which[self._permutation(len(self.which))]
         pool = 50 * b
         groups: list[np.ndarray] = []
         for lo in range(0, len(order), pool):
             chunk = order[lo : lo + pool]
             chunk = chunk[np.argsort(self.utts.lengths[chunk], kind="stable")]
             groups.extend(chunk[i : i + b] for i in range(0, len(chunk), b))
-        return [groups[i] for i in self.rng.permutation(len(groups))]
+        return [groups[i] for i in self._permutation(len(groups))]
+
+    def _permutation(self, n: int) -> np.ndarray:
+        return torch.randperm(n, generator=self.generator).numpy()
 
     def __iter__(self) -> Iterator[tuple[tuple[Tensor, Tensor], Tensor]]:
         for batch in self.batches():
@@ -134,6 +141,11 @@ class UtteranceBatches:
         return (torch.from_numpy(xb), torch.from_numpy(lengths.copy())), torch.from_numpy(
             yb.reshape(-1)
         )
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    """A private generator seeded with ``seed``; ``None`` draws from PyTorch's default one."""
+    return None if seed is None else torch.Generator().manual_seed(seed)
 
 
 def frame_columns(frames: int) -> slice:

@@ -11,7 +11,7 @@ model to any feature file, ``evaluate_phoneme`` scores it on a labelled folder, 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ import torch
 
 from trainlab._io import atomic_write_json
 from trainlab._threads import torch_threads
-from trainlab.config import save_config
+from trainlab.config import to_dict
 from trainlab.diagnose.target import DiagnosisTarget
 from trainlab.errors import TrainlabError
 from trainlab.phoneme.batches import IGNORE, FrameBatches, UtteranceBatches, masked_accuracy
@@ -40,6 +40,7 @@ from trainlab.phoneme.infer import choose_smoothing, log_posteriors, write_submi
 from trainlab.phoneme.models import FlatFrames, build_model
 from trainlab.phoneme.saved import load_model, save_model
 from trainlab.phoneme.smoothing import Smoothing, apply_smoothing, class_prior, transition_matrix
+from trainlab.runs import begin_run, check_output_dir, check_output_file, publish_run
 
 if TYPE_CHECKING:
     from trainlab.train import History
@@ -66,7 +67,12 @@ class _Decoder:
 
 
 def train_phoneme(
-    data: str | Path, out: str | Path, config: PhonemeConfig | None = None, *, quiet: bool = False
+    data: str | Path,
+    out: str | Path,
+    config: PhonemeConfig | None = None,
+    *,
+    quiet: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train on ``data``'s training rows, validate by utterance, write everything under ``out``.
 
@@ -75,30 +81,41 @@ def train_phoneme(
     Trainer's checkpoints) and ``submission.csv`` when ``test_11.npy`` exists. PyTorch's thread
     count is set to ``config.threads`` (when positive) for the run and restored afterwards.
 
+    The run is staged beside ``out`` and switched into place, sealed by a manifest, when complete
+    (:func:`trainlab.runs.begin_run`, :func:`trainlab.runs.publish_run`), so ``out`` always holds
+    one whole run. ``resume`` continues the staged run from its last checkpoint; a run killed at
+    any moment and resumed ends with the uninterrupted run's weights, metrics and submission.
+
     Args:
         data: the data folder (with or without ``timit_11/``).
-        out: the output folder (created).
+        out: the output folder (checked before any work; an earlier run there stays until this
+            one is complete).
         config: the settings; default: the ``mlp`` preset.
         quiet: no per-epoch output.
+        resume: continue the interrupted run of ``out`` (refused when its settings or data differ).
 
     Returns:
         The metrics written to ``metrics.json``.
     """
     cfg = config or preset(DEFAULT_PRESET)
+    target = check_output_dir(out)
     with torch_threads(cfg.threads):
-        return _train(data, Path(out), cfg, quiet)
+        return _train(data, target, cfg, quiet, resume)
 
 
-def _train(data: str | Path, out: Path, cfg: PhonemeConfig, quiet: bool) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.json")
+def _train(
+    data: str | Path, target: Path, cfg: PhonemeConfig, quiet: bool, resume: bool
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     ds = load_timit(data)
     split = _split(ds, cfg)
+    if ds.test_x is not None:
+        check_finite(ds.test_x, ds.root / "test_11.npy")
+    out = begin_run(target, run_settings(cfg, ds), resume=resume)
     train_rows = split.utts.rows(split.train_u)
     transitions = transition_matrix(split.y[train_rows], split.utts.subset(split.train_u))
     prior = class_prior(split.y[train_rows])
-    net, history = _fit(cfg, split, out, quiet)
+    net, history = _fit(cfg, split, out, quiet, resume)
     device = next(net.parameters()).device
     metrics: dict[str, Any] = {
         "model": cfg.model,
@@ -122,7 +139,19 @@ def _train(data: str | Path, out: Path, cfg: PhonemeConfig, quiet: bool) -> dict
         metrics.update(_submit(net, cfg, ds, decoder, device, out / "submission.csv"))
     metrics["seconds"] = time.perf_counter() - t0
     atomic_write_json(out / "metrics.json", metrics)
+    publish_run(out, target)
     return metrics
+
+
+def run_settings(cfg: PhonemeConfig, ds: TimitData) -> dict[str, Any]:
+    """What ``config.json`` records and a resume must match: the settings and the data files."""
+    files = {}
+    for name in ("train_11.npy", "train_label_11.npy", "test_11.npy", "train_utterances.csv"):
+        path = ds.root / name
+        if path.is_file():
+            st = path.stat()
+            files[name] = {"bytes": st.st_size, "modified_ns": st.st_mtime_ns}
+    return {**to_dict(cfg), "data_files": {"folder": str(ds.root.resolve()), **files}}
 
 
 def _split(ds: TimitData, cfg: PhonemeConfig) -> _Split:
@@ -136,7 +165,7 @@ def _split(ds: TimitData, cfg: PhonemeConfig) -> _Split:
 
 
 def _fit(
-    cfg: PhonemeConfig, split: _Split, out: Path, quiet: bool
+    cfg: PhonemeConfig, split: _Split, out: Path, quiet: bool, resume: bool = False
 ) -> tuple[torch.nn.Module, History]:
     """Build the seeded network, train it with the Trainer, write its history and curves."""
     from trainlab.train import fit
@@ -150,7 +179,10 @@ def _fit(
         torch.nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=cfg.label_smoothing),
         train_batches,
         val_batches,
-        config=train_config(cfg, out / "training", quiet=quiet, has_val=len(split.val_u) > 0),
+        config=replace(
+            train_config(cfg, out / "training", quiet=quiet, has_val=len(split.val_u) > 0),
+            resume=resume,
+        ),
         metrics={"acc": masked_accuracy},
     )
     history.to_csv(out / "history.csv")
@@ -215,7 +247,6 @@ def _submit(
 ) -> dict[str, Any]:
     """Classify and smooth the test rows, write the submission; returns the test counts."""
     assert ds.test_x is not None
-    check_finite(ds.test_x, ds.root / "test_11.npy")
     test_utts = ds.test_utterances()
     lp = _posteriors(net, cfg, ds.test_x, test_utts, None, device)
     pred = apply_smoothing(
@@ -248,6 +279,7 @@ def predict_phoneme(
     """
     from trainlab.device import resolve_device
 
+    check_output_file(output)
     net, info = load_model(model)
     cfg: PhonemeConfig = info["config"]
     x = load_features(features)
@@ -353,11 +385,11 @@ def _batches(cfg: PhonemeConfig, split: _Split) -> tuple[Any, Any]:
             cfg.utterances_per_batch,
             cfg.rnn_frames,
             shuffle=True,
-            seed=cfg.seed,
         )
         val = UtteranceBatches(x, y, utts, val_u, 2 * cfg.utterances_per_batch, cfg.rnn_frames)
     else:
-        train = FrameBatches(x, y, utts.rows(train_u), cfg.batch_size, shuffle=True, seed=cfg.seed)
+        # shuffled by torch's default generator, which fit seeds and checkpoints (exact resume)
+        train = FrameBatches(x, y, utts.rows(train_u), cfg.batch_size, shuffle=True)
         val = FrameBatches(x, y, utts.rows(val_u), max(1024, 4 * cfg.batch_size))
     return train, (val if len(val_u) else None)
 
