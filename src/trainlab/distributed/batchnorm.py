@@ -3,7 +3,7 @@
 Under data parallelism each rank sees only its shard, so plain BatchNorm would normalise with
 shard statistics and training would depend on the number of ranks. :func:`sync_batchnorm`
 makes every BatchNorm layer use the statistics of the whole global batch for the duration of a
-``with`` block: ``nn.BatchNorm*d`` layers are replaced by modules that share their parameters and
+``with`` block (:class:`SynchronisedForward` does it for each forward of the training step only): ``nn.BatchNorm*d`` layers are replaced by modules that share their parameters and
 buffers (so optimizers and state dicts see the same tensors) - ``nn.SyncBatchNorm`` on CUDA, and on
 the CPU, where PyTorch's ``SyncBatchNorm`` refuses to run, trainlab's own
 :class:`~trainlab.nn.batchnorm.BatchNorm` in synchronised mode - and trainlab's own layers switch to
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,6 +49,43 @@ def _as_sync(bn: nn.modules.batchnorm._BatchNorm, device: torch.device) -> nn.Mo
     return sync
 
 
+class BatchNormSwap:
+    """The synchronised stand-ins for ``model``'s BatchNorm layers, put in and taken out cheaply.
+
+    Built once; ``with swap:`` puts the stand-ins in (each taking its original's train/eval
+    mode) and switches trainlab's own layers to synchronised mode, and undoes both on exit.
+
+    Args:
+        model: the network.
+        device: where it runs.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.swaps: list[tuple[nn.Module, str, nn.Module, nn.Module]] = []
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, _TORCH_BN) and not isinstance(child, nn.SyncBatchNorm):
+                    self.swaps.append((parent, name, child, _as_sync(child, device)))
+        self.ours = [m for m in model.modules() if isinstance(m, BatchNorm) and not m.sync]
+
+    def __len__(self) -> int:
+        return len(self.swaps) + len(self.ours)
+
+    def __enter__(self) -> BatchNormSwap:
+        for parent, name, original, stand_in in self.swaps:
+            stand_in.train(original.training)
+            setattr(parent, name, stand_in)
+        for m in self.ours:
+            m.sync = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for parent, name, original, _ in self.swaps:
+            setattr(parent, name, original)
+        for m in self.ours:
+            m.sync = False
+
+
 @contextmanager
 def sync_batchnorm(model: nn.Module, device: torch.device | None = None) -> Iterator[int]:
     """Synchronise every BatchNorm layer of ``model`` across ranks inside the block.
@@ -61,22 +99,27 @@ def sync_batchnorm(model: nn.Module, device: torch.device | None = None) -> Iter
     """
     if device is None:
         device = next(model.parameters(), torch.zeros(())).device
-    swapped: list[tuple[nn.Module, str, nn.Module]] = []
-    ours: list[BatchNorm] = []
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, _TORCH_BN) and not isinstance(child, nn.SyncBatchNorm):
-                setattr(parent, name, _as_sync(child, device))
-                swapped.append((parent, name, child))
-    for m in model.modules():
-        if isinstance(m, BatchNorm) and not m.sync:
-            m.sync = True
-            ours.append(m)
-    try:
-        yield len(swapped) + len(ours)
-    finally:
-        for parent, name, child in swapped:
-            child.train(getattr(parent, name).training)
-            setattr(parent, name, child)
-        for m in ours:
-            m.sync = False
+    with BatchNormSwap(model, device) as swap:
+        yield len(swap)
+
+
+class SynchronisedForward(nn.Module):
+    """``model`` whose BatchNorm layers use global-batch statistics during this module's forward.
+
+    Only the forward of the training step synchronises (every rank runs it); any other call of
+    ``model`` on one rank (a probe, an evaluation) keeps per-rank statistics and cannot wait for
+    ranks that never join. The backward of a synchronised forward all-reduces on every rank.
+
+    Args:
+        model: the network.
+        device: where it runs.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.model = model
+        self._swap = [BatchNormSwap(model, device)]  # in a list: not a submodule
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with self._swap[0]:
+            return self.model(*args, **kwargs)

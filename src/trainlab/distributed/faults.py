@@ -62,9 +62,11 @@ def training_session(device: str | torch.device = "auto") -> Iterator[DistContex
         peer = is_communication_error(error)
         _abandon(ctx)
         if peer:
+            cause = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
             raise PeerFailed(
-                f"rank {ctx.rank} stopped: another rank failed (its error is shown by that rank)"
-            ) from error
+                f"rank {ctx.rank} stopped: another rank failed, its error is shown by that rank "
+                f"({cause})"
+            ) from None
         raise
 
 

@@ -99,10 +99,29 @@ def setup(device: str | torch.device = "auto") -> DistContext | None:
                 f"{env.world_size}"
             )
         return DistContext(env, dev, owned=False)
+    timeout = collective_timeout()
     dist.init_process_group(
-        backend_for(dev), rank=env.rank, world_size=env.world_size, timeout=collective_timeout()
-    )
+        backend_for(dev), rank=env.rank, world_size=env.world_size, timeout=timeout,
+        store=_restart_store(env, timeout),
+    )  # fmt: skip
     return DistContext(env, dev, owned=True)
+
+
+def _restart_store(env: DistEnv, timeout: datetime.timedelta) -> dist.Store | None:
+    """torchrun's store, with keys of this restart attempt only (``None``: not under torchrun).
+
+    After ``--max-restarts`` restarts a failed group, the agent's store still holds the keys of
+    the previous attempt's workers; without a per-attempt prefix the new workers would read the
+    dead workers' addresses and fail to connect.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    tcp = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), env.world_size,
+        is_master=False, timeout=timeout,
+    )  # fmt: skip
+    return dist.PrefixStore(f"/trainlab/attempt_{attempt}", tcp)
 
 
 def current() -> DistContext | None:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from trainlab.distributed.batchnorm import SynchronisedForward
 from trainlab.distributed.group import DistContext
 from trainlab.distributed.reduce import all_reduce_sum, reduce_sum_count
 
@@ -25,13 +26,17 @@ class DataParallel:
 
     Args:
         ctx: the process group's context.
-        model: the network, already on ``ctx.device`` (DDP broadcasts rank 0's weights).
+        model: the network, already on ``ctx.device`` (DDP broadcasts rank 0's weights); its
+            BatchNorm layers use the global batch's statistics in the training forward.
     """
 
     def __init__(self, ctx: DistContext, model: nn.Module) -> None:
         self.ctx = ctx
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        self.module = DistributedDataParallel(model, device_ids=ids)
+        # BatchNorm layers see the global batch in the training step's forward (and only there)
+        self.module = DistributedDataParallel(
+            SynchronisedForward(model, ctx.device), device_ids=ids
+        )
 
     def loss_weight(self, rows: int) -> float:
         """``rows · N / global rows`` of this step: turns DDP's gradient average into the mean."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
 from typing import Any
 
 import torch
@@ -23,7 +22,6 @@ from trainlab.distributed import (
     DataParallel,
     DistContext,
     shard_batches,
-    sync_batchnorm,
     training_session,
     zero_loss,
 )
@@ -75,7 +73,7 @@ def fit(
         ConfigError: a one-shot iterator for several epochs, or an unknowable schedule length.
     """
     cfg = config or TrainConfig()
-    with training_session(cfg.device) as dist_ctx, ExitStack() as stack:
+    with training_session(cfg.device) as dist_ctx:
         generator = seed_everything(cfg.seed, cfg.deterministic)
         device = dist_ctx.device if dist_ctx is not None else resolve_device(cfg.device)
         model.to(device)
@@ -86,7 +84,6 @@ def fit(
         steps = steps_per_epoch(train_batches, cfg.steps_per_epoch)
         state = _initial_state(model, cfg, device, steps, History(monitor=monitor, mode=cfg.mode))
         if dist_ctx is not None:
-            stack.enter_context(sync_batchnorm(model, device))
             state.parallel = DataParallel(dist_ctx, model)
         stopper = EarlyStopping(monitor, cfg.mode, cfg.patience, cfg.min_delta)
         hooks = CallbackList(default_callbacks(cfg, stopper, generator, callbacks, dist_ctx))
