@@ -177,7 +177,12 @@ def test_featurize_test_mode_keeps_every_frame(corpus: tuple[Path, Path], tmp_pa
     out = tmp_path / "t"
     rep = featurize(audio, out, None, test=True, config=FeaturizeConfig(workers=1))
     assert rep.utterances == 4 and rep.dropped_frames == 0
-    assert sorted(p.name for p in out.iterdir()) == ["test_11.npy", "test_utterances.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "manifest.json",
+        "test_11.npy",
+        "test_utterances.csv",
+    ]
     d = load_timit(out, require_train=False)
     idx = d.test_utterances()
     rec = recover_utterances(d.test_x)

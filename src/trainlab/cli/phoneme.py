@@ -8,6 +8,8 @@ validation by utterance, smoothing, submission), ``predict`` (a saved model on a
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 HELP = "framewise phoneme classification: featurize audio, train, smooth, predict (hw2)"
@@ -142,15 +144,20 @@ def _featurize(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from trainlab.phoneme import resolve_config, train_phoneme
+    from trainlab.phoneme.config import train_config
+    from trainlab.phoneme.models import build_model
 
-    cfg = resolve_config(
-        args.model,
-        args.config,
-        epochs=args.epochs,
-        seed=args.seed,
-        device=args.device,
-        smoothing=args.smoothing,
-    )
+    with _settings_source(args.config):
+        cfg = resolve_config(
+            args.model,
+            args.config,
+            epochs=args.epochs,
+            seed=args.seed,
+            device=args.device,
+            smoothing=args.smoothing,
+        )
+        train_config(cfg, args.out)  # the Trainer's settings and the network's, before any work
+        build_model(cfg)
     m = train_phoneme(args.data, args.out, cfg, quiet=args.quiet, resume=args.resume)
     if "val_accuracy" in m:
         s = m["smoothing"]
@@ -164,6 +171,19 @@ def _train(args: argparse.Namespace) -> int:
         print(f"submission: {args.out}/submission.csv ({m['test_frames']} rows)")
     print(f"model: {args.out}/model  metrics: {args.out}/metrics.json  ({m['seconds']:.0f} s)")
     return 0
+
+
+@contextmanager
+def _settings_source(config: str | None) -> Iterator[None]:
+    """Name the settings file in a refused setting's message when the message does not."""
+    from trainlab.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as e:
+        if config is None or str(config) in str(e):
+            raise
+        raise ConfigError(f"{config}: {e}") from None
 
 
 def _predict(args: argparse.Namespace) -> int:

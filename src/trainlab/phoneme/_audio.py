@@ -6,6 +6,7 @@ extractors expect (``compute-mfcc-feats`` reads 16-bit PCM without dividing by 3
 
 from __future__ import annotations
 
+import struct
 import warnings
 from math import gcd
 from pathlib import Path
@@ -22,7 +23,8 @@ def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
         (samples,) float32 on the int16 scale.
 
     Raises:
-        DataError: unreadable, empty or compressed audio.
+        DataError: unreadable, truncated, empty or compressed audio, a sample rate that is not
+            positive, or samples that are NaN or infinite.
     """
     path = Path(path)
     try:
@@ -34,10 +36,15 @@ def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
         sr, x = _read_sphere(path)
     else:
         sr, x = _read_wav(path)
+    if sr <= 0:
+        raise DataError(path, f"impossible sample rate {sr} Hz in the header")
     if x.ndim == 2:
         x = x.mean(axis=1)
     if x.size == 0:
         raise DataError(path, "the audio holds no samples")
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise DataError(path, f"{bad} sample(s) are NaN or infinite")
     if sr != sample_rate:
         x = resample(x, sr, sample_rate)
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -55,11 +62,16 @@ def _read_wav(path: Path) -> tuple[int, np.ndarray]:
     from scipy.io import wavfile
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)  # unknown chunks (LIST, ...)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", wavfile.WavFileWarning)  # unknown chunks (LIST, ...)
             sr, x = wavfile.read(path)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(path, f"not a readable wav file ({e})") from None
+    except OSError as e:
+        raise DataError(path, f"cannot read the audio: {e.strerror or e}") from None
+    except (ValueError, EOFError, struct.error, IndexError, TypeError) as e:
+        raise DataError(path, f"not a readable wav file ({e or 'cut short'})") from None
+    for w in caught:
+        if "EOF" in str(w.message):  # the data chunk is shorter than its header says
+            raise DataError(path, f"the wav file is truncated ({w.message})")
     return int(sr), _to_int16_scale(x, path)
 
 
@@ -77,7 +89,10 @@ def _to_int16_scale(x: np.ndarray, path: Path) -> np.ndarray:
 
 def _read_sphere(path: Path) -> tuple[int, np.ndarray]:
     """NIST SPHERE (TIMIT's original ``.WAV``): a text header, then raw PCM."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(path, f"cannot read the audio: {e.strerror or e}") from None
     try:
         header_size = int(raw[8:16].decode("ascii").strip())
         fields = {}
@@ -88,12 +103,20 @@ def _read_sphere(path: Path) -> tuple[int, np.ndarray]:
         sr = int(fields.get("sample_rate", "16000"))
         width = int(fields.get("sample_n_bytes", "2"))
         channels = int(fields.get("channel_count", "1"))
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         raise DataError(path, "malformed NIST SPHERE header") from None
+    if channels < 1 or header_size < 16:
+        raise DataError(path, f"malformed NIST SPHERE header ({channels} channels)")
     coding = fields.get("sample_coding", "pcm")
     if "shorten" in coding or "ulaw" in coding or width != 2:
         raise DataError(path, f"unsupported SPHERE coding {coding!r} ({width}-byte samples)")
     order = ">" if fields.get("sample_byte_format", "01") == "10" else "<"
-    x = np.frombuffer(raw[header_size:], dtype=f"{order}i2")
+    body = raw[header_size:]
+    count = fields.get("sample_count")
+    if len(body) % (2 * channels) or (
+        count is not None and count.isdigit() and len(body) < int(count) * 2 * channels
+    ):
+        raise DataError(path, "the SPHERE file is truncated (fewer samples than its header says)")
+    x = np.frombuffer(body, dtype=f"{order}i2")
     x = x[: len(x) - len(x) % channels].reshape(-1, channels)
     return sr, (x[:, 0] if channels == 1 else x).astype(np.float32)

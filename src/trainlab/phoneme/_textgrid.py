@@ -100,7 +100,10 @@ def parse_textgrid(text: str, path: str | Path | None = None) -> list[Tier]:
 
 def _decode(raw: bytes, path: Path) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise DataError(path, "not valid UTF-16 text (a damaged TextGrid?)") from None
     if raw.startswith(b"ooBinaryFile"):
         raise DataError(path, "binary TextGrids are not supported; save it as a text file in Praat")
     try:

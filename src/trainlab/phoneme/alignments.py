@@ -202,6 +202,8 @@ def _make(path: Path, starts: list[float], ends: list[float], labels: list[int])
         raise DataError(path, "the alignment holds no segments")
     s = np.asarray(starts, dtype=np.float64)
     e = np.asarray(ends, dtype=np.float64)
+    if not (np.isfinite(s).all() and np.isfinite(e).all()) or s[0] < 0:
+        raise DataError(path, f"impossible segment times (the first starts at {s[0]} s)")
     if (np.diff(s) < 0).any() or (np.diff(e) < 0).any() or (s[1:] < e[:-1] - 1e-9).any():
         raise DataError(path, "segments overlap or are not in time order")
     return Alignment(s, e, np.asarray(labels, dtype=np.int64), path)

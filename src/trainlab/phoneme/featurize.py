@@ -15,9 +15,10 @@ Following the ml2021spring-hw2 data (TIMIT, Garofolo et al. 1993) and Kaldi's fe
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,10 @@ from trainlab.errors import DataError
 from trainlab.phoneme._audio import read_audio
 from trainlab.phoneme.alignments import find_alignments, read_alignment
 from trainlab.phoneme.files import CONTEXT, Utterances, labels_to_strings
+from trainlab.runs import MANIFEST, begin_run, check_output_dir, publish_run
 
 AUDIO_SUFFIXES = (".wav",)
+OVERRUN_TOLERANCE_S = 0.01  # an alignment may end this much after its audio (rounded times)
 
 
 @dataclass
@@ -147,7 +150,12 @@ def featurize(
     """Featurize every wav under ``audio_dir`` into the competition's layout in ``out_dir``.
 
     Writes ``train_11.npy``, ``train_label_11.npy`` and ``train_utterances.csv`` (or, with
-    ``test``, ``test_11.npy`` and ``test_utterances.csv``), atomically. Utterances are in id order.
+    ``test``, ``test_11.npy`` and ``test_utterances.csv``) and ``config.json``. Utterances are in
+    id order. The folder is staged beside ``out_dir`` and switched into place, sealed by a
+    manifest, when every file is written (:func:`trainlab.runs.begin_run`); the files already in
+    ``out_dir`` that this call does not rewrite (the other split's) are carried over, hard-linked.
+    So ``out_dir`` is always the old folder or the new one, and the staging files of a featurize
+    that was killed are removed by the next one.
 
     Args:
         audio_dir: searched recursively for ``*.wav`` (any case); the file stem is the utterance id.
@@ -165,16 +173,25 @@ def featurize(
     """
     cfg = config or FeaturizeConfig()
     t0 = time.perf_counter()
+    out = check_output_dir(out_dir)
     wavs = _find_audio(Path(audio_dir))
     report = FeaturizeReport()
     ids, aligns = _match(wavs, audio_dir, align_dir, test, report)
-    jobs = [(wavs[u], None if test else aligns[u], cfg) for u in ids]
-    results = _map(_featurize_one, jobs, cfg.workers)
-    kept_ids, feats, labels = _keep(ids, results, report)
-    if not kept_ids:
-        raise DataError(audio_dir, "no utterance produced a labelled frame")
     prefix = "test" if test else "train"
-    report.outputs = _write(Path(out_dir), prefix, kept_ids, feats, labels, cfg.context)
+    stage = begin_run(out, _settings(prefix, audio_dir, align_dir, cfg), log=_note_discarded)
+    try:
+        jobs = [(wavs[u], None if test else aligns[u], cfg) for u in ids]
+        results = _map(_featurize_one, jobs, cfg.workers)
+        kept_ids, feats, labels = _keep(ids, results, report)
+        if not kept_ids:
+            raise DataError(audio_dir, "no utterance produced a labelled frame")
+        written = _write(stage, prefix, kept_ids, feats, labels, cfg.context)
+        _carry_over(out, stage, {p.name for p in written})
+        publish_run(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # a failed featurize leaves nothing behind
+        raise
+    report.outputs = [out / p.name for p in written]
     report.utterances = len(kept_ids)
     report.frames = sum(
         len(f) if lab is None else int((lab >= 0).sum()) for f, lab in zip(feats, labels)
@@ -242,9 +259,15 @@ def _featurize_one(
     if align is None:
         return feats, None, False
     a = read_alignment(align, cfg.tier)
+    seconds = len(samples) / cfg.sample_rate
+    if a.duration > seconds + OVERRUN_TOLERANCE_S:
+        raise DataError(
+            align,
+            f"the alignment runs to {a.duration:.3f} s, past the end of its audio {wav.name} "
+            f"({seconds:.3f} s): the labels would be misaligned (wrong file, or the audio cut?)",
+        )
     labels = a.frame_labels(len(feats), cfg.frame_shift_ms / 1000, cfg.frame_length_ms / 1000)
-    short = a.duration < len(samples) / cfg.sample_rate - 0.1
-    return feats, labels, short
+    return feats, labels, a.duration < seconds - 0.1
 
 
 def _write(
@@ -284,6 +307,45 @@ def _write(
     Utterances(ids, starts, lengths).to_csv(index)
     outputs.append(index)
     return outputs
+
+
+def _settings(
+    prefix: str, audio_dir: str | Path, align_dir: str | Path | None, cfg: FeaturizeConfig
+) -> dict[str, Any]:
+    """What ``config.json`` records: the split, the sources and the feature settings."""
+    return {
+        "featurize": prefix,
+        "audio": str(Path(audio_dir).resolve()),
+        "align": None if align_dir is None else str(Path(align_dir).resolve()),
+        **{k: v for k, v in asdict(cfg).items() if k != "workers"},
+    }
+
+
+def _note_discarded(_: str) -> None:
+    print("note: removed the unfinished files of an interrupted featurize")
+
+
+def _carry_over(out: Path, stage: Path, written: set[str]) -> None:
+    """Hard-link (else copy) into ``stage`` what ``out`` holds besides the files rewritten."""
+    if not out.is_dir():
+        return
+    for p in sorted(out.iterdir()):
+        if p.name in written or p.name in (MANIFEST, "config.json") or p.name.endswith(".tmp"):
+            continue
+        dst = stage / p.name
+        if p.is_symlink():
+            os.symlink(os.readlink(p), dst)
+        elif p.is_dir():
+            shutil.copytree(p, dst, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(p, dst)
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not supported
+        shutil.copy2(src, dst)
 
 
 def _find_audio(root: Path) -> dict[str, Path]:

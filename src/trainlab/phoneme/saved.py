@@ -22,7 +22,7 @@ from trainlab.errors import DataError
 from trainlab.phoneme.config import PhonemeConfig
 from trainlab.phoneme.files import NUM_CLASSES, PHONES, ROW_DIM
 from trainlab.phoneme.models import build_model
-from trainlab.phoneme.smoothing import Smoothing
+from trainlab.phoneme.smoothing import SMOOTHERS, Smoothing
 from trainlab.runs import MODEL_JSON, find_model_dir, read_model_json
 
 TASK = "phoneme"
@@ -88,11 +88,16 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """
     folder = find_model_dir(path, TASK)
     info = read_model_json(folder, TASK)
-    cfg = from_dict(PhonemeConfig, info.get("config", {}), source=str(folder / INFO_FILE))
+    source = folder / INFO_FILE
+    cfg = from_dict(PhonemeConfig, _field(info, "config", dict, source), source=str(source))
+    smoothing = from_dict(Smoothing, _field(info, "smoothing", dict, source), source=str(source))
+    if smoothing.method not in SMOOTHERS:
+        raise DataError(source, f"field 'smoothing': unknown method {smoothing.method!r}")
+    names = {k: _field(info, k, str, source, default) for k, default in _TABLES.items()}
     net = build_model(cfg)
     state = load_torch(folder / MODEL_FILE, "model weights file")
-    transitions = _load_npy(folder / info.get("transitions", TRANSITIONS_FILE))
-    prior = _load_npy(folder / info.get("prior", PRIOR_FILE))
+    transitions = _load_npy(folder / _plain_name(names["transitions"], "transitions", source))
+    prior = _load_npy(folder / _plain_name(names["prior"], "prior", source))
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
@@ -100,14 +105,49 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
             folder / MODEL_FILE,
             f"the weights do not fit the architecture in {INFO_FILE}: {str(e).splitlines()[0]}",
         ) from None
-    if transitions.shape != (NUM_CLASSES, NUM_CLASSES) or prior.shape != (NUM_CLASSES,):
-        raise DataError(folder, "transitions.npy/prior.npy have the wrong shape")
+    for array, name, shape in ((transitions, names["transitions"], (NUM_CLASSES, NUM_CLASSES)),
+                               (prior, names["prior"], (NUM_CLASSES,))):  # fmt: skip
+        if array.shape != shape or array.dtype.kind != "f":
+            raise DataError(
+                folder / name, f"expected {shape} floats, got {array.shape} {array.dtype}"
+            )
+        if not (np.isfinite(array).all() and (array >= 0).all()):
+            raise DataError(folder / name, "holds negative, NaN or infinite probabilities")
     net.eval()
     info["config"] = cfg
-    info["log_transitions"] = np.log(transitions)
-    info["log_prior"] = np.log(prior)
-    info["smoothing"] = Smoothing(**info.get("smoothing", {}))
+    with np.errstate(divide="ignore"):
+        info["log_transitions"] = np.log(transitions)
+        info["log_prior"] = np.log(prior)
+    info["smoothing"] = smoothing
     return net, info
+
+
+_TABLES = {"transitions": TRANSITIONS_FILE, "prior": PRIOR_FILE}
+
+
+def _field(info: dict[str, Any], key: str, kind: type, source: Path, default: Any = None) -> Any:
+    """``info[key]``, which must be a ``kind`` (absent: ``default``, or an error without one)."""
+    if key not in info:
+        if default is not None:
+            return default
+        raise DataError(source, f"the model description has no {key!r} field")
+    value = info[key]
+    if not isinstance(value, kind):
+        raise DataError(
+            source,
+            f"field {key!r} must be a {_KIND_NAMES.get(kind, kind.__name__)}, "
+            f"got {type(value).__name__} {value!r:.60}",
+        )
+    return value
+
+
+_KIND_NAMES: dict[type, str] = {dict: "table (JSON object)", str: "file name (string)"}
+
+
+def _plain_name(name: str, key: str, source: Path) -> str:
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise DataError(source, f"field {key!r} must name a file beside it, got {name!r}")
+    return name
 
 
 def _load_npy(path: Path) -> np.ndarray:
