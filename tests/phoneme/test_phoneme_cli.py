@@ -59,10 +59,11 @@ def test_featurize_train_predict_evaluate(tmp_path: Path, capsys: pytest.Capture
     assert "6 utterances" in out and "train_11.npy" in out
     assert main(["phoneme", "featurize", "--audio", str(audio), "--out", str(data), "--test",
                  "--workers", "1"]) == 0  # fmt: skip
+    # the training files stay beside the test files
     assert sorted(p.name for p in data.iterdir()) == [
         "config.json", "manifest.json", "test_11.npy", "test_utterances.csv", "train_11.npy",
         "train_label_11.npy", "train_utterances.csv",
-    ]  # fmt: skip  (the training files stay beside the test files)
+    ]  # fmt: skip
 
     cfg = tmp_path / "tiny.toml"
     cfg.write_text("hidden = [32]\nbatch_size = 64\nlr = 0.003\nval_ratio = 0.34\n")
