@@ -121,6 +121,10 @@ class CovidConfig:
         testlike_block: windows per state in each held-out block (every D-th is held out).
         testlike_gap: days between a held-out block and the nearest training day.
         testlike_sample: also train the course's sample model on the test-like splits.
+        linear_solver: ``gradient``: networks without hidden layers are trained like any
+            network (their fixed epochs of gradient steps stop short of the least-squares
+            minimum, which regularises); ``exact``: one trained on MSE with fixed epochs is
+            solved in closed form instead (the minimum itself).
         plot: write learning curves (PNG).
     """
 
@@ -152,6 +156,7 @@ class CovidConfig:
     testlike_block: int = 15
     testlike_gap: int = 14
     testlike_sample: bool = False
+    linear_solver: str = "gradient"
     plot: bool = True
 
     def __post_init__(self) -> None:
@@ -174,6 +179,10 @@ class CovidConfig:
             raise ConfigError(f"gap must be >= 0, got {self.gap}")
         if not self.ridge_alphas or any(a <= 0 for a in self.ridge_alphas):
             raise ConfigError("ridge_alphas must be a non-empty list of positive numbers")
+        if self.linear_solver not in ("gradient", "exact"):
+            raise ConfigError(
+                f"linear_solver must be 'gradient' or 'exact', got {self.linear_solver!r}"
+            )
         if self.final not in ("refit", "folds"):
             raise ConfigError(f"final must be 'refit' or 'folds', got {self.final!r}")
         if self.holdout_rows < 1 or self.holdout_gap < 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,8 +24,11 @@ from trainlab.covid.config import CovidConfig, ModelConfig
 from trainlab.covid.files import CovidFrame
 from trainlab.covid.folds import fold_gap, make_folds
 from trainlab.covid.frame import Standardizer, select_features, subset
+from trainlab.covid.fullbatch import fit_full_batch, runs_full_batch
+from trainlab.covid.linear import fit_linear, ridge_path, solves_exactly
 from trainlab.covid.model import CovidMLP, make_loss
 from trainlab.covid.series import HISTORY_PREFIX, is_history_column
+from trainlab.covid.stacked import StackedMLP, stackable, stacked_loss
 from trainlab.errors import ConfigError
 from trainlab.train import Callback, History, TrainState, fit, predict
 
@@ -169,7 +172,8 @@ class RidgeMember:
 
 
 class _TrainMSE(Callback):
-    """Adds ``train_mse`` (evaluation mode, target units) to each epoch's record, for the curves."""
+    """Adds ``train_mse`` (evaluation mode, target units) to each epoch's record, for the curves
+    (of the first network when several are stacked)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, scale: float) -> None:
         self.x, self.y, self.scale = x, y, scale
@@ -179,11 +183,16 @@ class _TrainMSE(Callback):
         was = model.training
         model.eval()
         with torch.no_grad():
-            err = model(self.x.to(_device(model))).cpu() - self.y
+            err = _first(model(self.x.to(_device(model))).cpu()) - self.y
         model.train(was)
         value = float((err * err).mean()) * self.scale
         record["train_mse"] = value
         state.history.records[-1]["train_mse"] = value
+
+
+def _first(outputs: torch.Tensor) -> torch.Tensor:
+    """The first network's outputs: (B,) of a single network, row 0 of stacked (S, B)."""
+    return outputs[0] if outputs.dim() == 2 else outputs
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -195,6 +204,35 @@ def _target(cfg: CovidConfig, frame: CovidFrame) -> tuple[np.ndarray, np.ndarray
     assert frame.y is not None
     base = frame.persistence() if cfg.target == "delta" else np.zeros(len(frame))
     return frame.y - base, base
+
+
+@dataclass
+class _Problem:
+    """One tier's regression problem on a fold: inputs, scaling, the scaled target."""
+
+    features: list[str]
+    scaler: Standardizer
+    mean: float
+    std: float
+    x: np.ndarray  # (N, F) float32, every row of the frame
+    y: np.ndarray  # (N,) float32
+
+
+def _problem(
+    cfg: CovidConfig, frame: CovidFrame, train_rows: np.ndarray, extra: Sequence[str]
+) -> _Problem:
+    """Features chosen and statistics computed on ``train_rows`` only."""
+    features = select_features(cfg.features, frame, train_rows) + list(extra)
+    scaler = Standardizer.fit(frame.X.iloc[train_rows][features], skip=frame.layout.states)
+    t, _ = _target(cfg, frame)
+    mean, std = (
+        (float(t[train_rows].mean()), float(t[train_rows].std()))
+        if cfg.standardize_target
+        else (0.0, 1.0)
+    )
+    std = std if std > 1e-12 else 1.0
+    y = ((t - mean) / std).astype(np.float32)
+    return _Problem(features, scaler, mean, std, scaler.transform(frame.X), y)
 
 
 def fit_member(
@@ -220,44 +258,92 @@ def fit_member(
         curves: also record the training MSE per epoch (for learning-curve plots).
         extra: further input columns (the history features), appended to ``cfg.features``.
     """
-    states = frame.layout.states
-    features = select_features(cfg.features, frame, train_rows) + list(extra)
-    scaler = Standardizer.fit(frame.X.iloc[train_rows][features], skip=states)
-    t, _ = _target(cfg, frame)
-    mean, std = (
-        (float(t[train_rows].mean()), float(t[train_rows].std()))
-        if cfg.standardize_target
-        else (0.0, 1.0)
-    )
-    std = std if std > 1e-12 else 1.0
-    x_all = scaler.transform(frame.X)
-    y_all = ((t - mean) / std).astype(np.float32)
+    return fit_members(cfg, frame, train_rows, val_rows, [seed], [name], curves, extra)[0]
 
-    torch.manual_seed(seed)
-    m = cfg.model
-    model = CovidMLP(len(features), m.widths, m.activation, m.batch_norm, m.dropout, m.linear_skip)
-    loss_fn = make_loss(model, cfg.loss, cfg.huber_delta, cfg.l1, cfg.l2)
+
+def fit_members(
+    cfg: CovidConfig,
+    frame: CovidFrame,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    seeds: Sequence[int],
+    names: Sequence[str],
+    curves: bool = False,
+    extra: Sequence[str] = (),
+) -> list[Member]:
+    """One network per seed on the same rows (see :func:`fit_member`; ``curves``: the first's).
+
+    A network without a hidden layer trained on MSE (``linear_solver = "exact"``, fixed epochs)
+    is solved in closed form (:func:`trainlab.covid.linear.fit_linear`); several networks that
+    differ only in their seed are trained stacked (:mod:`trainlab.covid.stacked`), each exactly
+    as it would be alone; anything else by the Trainer, one network after another.
+    """
+    prob = _problem(cfg, frame, train_rows, extra)
+    m, tc = cfg.model, cfg.train
+    nets = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        nets.append(
+            CovidMLP(len(prob.features), m.widths, m.activation, m.batch_norm, m.dropout,
+                     m.linear_skip)
+        )  # fmt: skip
+    fixed = tc.patience is None and not tc.restore_best
+    exact = solves_exactly(m.widths, m.linear_skip, cfg.loss, cfg.l1) and tc.weight_decay == 0
+    histories: list[History | None] = [None] * len(nets)
+    if cfg.linear_solver == "exact" and exact and fixed:
+        for net in nets:
+            fit_linear(net, prob.x[train_rows], prob.y[train_rows], cfg.l2)
+    elif fixed and stackable(len(nets), m.batch_norm, m.dropout, m.linear_skip):
+        stack = StackedMLP(nets, m.activation)
+        loss_fn = stacked_loss(stack, cfg.loss, cfg.huber_delta, cfg.l1, cfg.l2)
+        histories[0] = _train(cfg, stack, loss_fn, prob, train_rows, val_rows, seeds[0], curves)
+        stack.unstack(nets)
+    else:
+        for j, (net, seed) in enumerate(zip(nets, seeds)):
+            loss_fn = make_loss(net, cfg.loss, cfg.huber_delta, cfg.l1, cfg.l2)
+            histories[j] = _train(
+                cfg, net, loss_fn, prob, train_rows, val_rows, seed, curves and j == 0
+            )
+    return [
+        Member(name, name.split("/")[0], seed, net.to("cpu").eval(), prob.features, prob.scaler,
+               cfg.target, prob.mean, prob.std, copy.deepcopy(m), history)
+        for name, seed, net, history in zip(names, seeds, nets, histories)
+    ]  # fmt: skip
+
+
+def _train(
+    cfg: CovidConfig,
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    prob: _Problem,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    seed: int,
+    curves: bool,
+) -> History:
+    """The Trainer on ``train_rows`` (validation rows watched only where something reads them);
+    one full batch for fixed epochs takes the same steps without it (:mod:`.fullbatch`)."""
     tc = dataclasses.replace(cfg.train, seed=seed, quiet=True, out_dir=None)
-    x_tr, y_tr = torch.from_numpy(x_all[train_rows]), torch.from_numpy(y_all[train_rows])
+    x_tr = torch.from_numpy(prob.x[train_rows])
+    y_tr = torch.from_numpy(prob.y[train_rows])
     val = None
-    # watching a validation set costs more than training on it: only where something reads it
     needs_val = curves or cfg.train.patience is not None or cfg.train.restore_best
     if needs_val and val_rows is not None and len(val_rows):
-        val = (torch.from_numpy(x_all[val_rows]), torch.from_numpy(y_all[val_rows]))
+        val = (torch.from_numpy(prob.x[val_rows]), torch.from_numpy(prob.y[val_rows]))
     else:
         tc = dataclasses.replace(tc, patience=None, restore_best=False)
-    scale = std * std
+    scale = prob.std * prob.std
 
     def mse(outputs: torch.Tensor, targets: torch.Tensor) -> float:
-        return float(((outputs - targets) ** 2).mean()) * scale
+        return float(((_first(outputs) - targets) ** 2).mean()) * scale
 
+    if runs_full_batch(tc, len(train_rows)):
+        watch = {"train_mse": (x_tr, y_tr, mse)} if curves else {}
+        if curves and val is not None:
+            watch["val_mse"] = (*val, mse)
+        return fit_full_batch(model, loss_fn, (x_tr, y_tr), tc, watch)
     callbacks = [_TrainMSE(x_tr, y_tr, scale)] if curves else []
-    history = fit(model, loss_fn, (x_tr, y_tr), val, tc, metrics={"mse": mse}, callbacks=callbacks)
-    model.to("cpu").eval()
-    fold = name.split("/")[0]
-    return Member(
-        name, fold, seed, model, features, scaler, cfg.target, mean, std, copy.deepcopy(m), history
-    )  # fmt: skip
+    return fit(model, loss_fn, (x_tr, y_tr), val, tc, metrics={"mse": mse}, callbacks=callbacks)
 
 
 def fit_tiers(
@@ -271,10 +357,12 @@ def fit_tiers(
     """The networks of every tier (:data:`TIERS`), ``ensemble_seeds`` each: history and partial
     networks on the training rows whose features of that tier are defined (``cfg``'s settings),
     fallback networks on all training rows (``cfg.fallback_config()``). A tier without
-    features or training rows is an empty list."""
-    from trainlab.covid.resume import cached_fit  # the cache module builds on Member
+    features or training rows is an empty list. Learning curves (``curves``) are recorded for
+    the first network trained by the Trainer."""
+    from trainlab.covid.resume import cached_fits  # the cache module builds on Member
 
     groups: list[list[Member]] = []
+    want = curves
     for tier, extra in (
         ("history", history_columns(cfg)),
         ("partial", partial_columns(cfg, frame.layout.n_days)),
@@ -283,30 +371,21 @@ def fit_tiers(
         members: list[Member] = []
         if extra and has[train_rows].sum() >= 2:
             hv = None if val_rows is None else val_rows[has[val_rows]]
-            for j in range(cfg.ensemble_seeds):
-                seed = cfg.seed + j
-                name = f"{prefix}/{tier}/seed{seed}"
-                rows, first = train_rows[has[train_rows]], curves and j == 0 and not any(groups)
-                members.append(
-                    cached_fit(
-                        name,
-                        lambda: fit_member(cfg, frame, rows, hv, seed, name, first, extra),  # noqa: B023
-                    )
-                )
+            rows = train_rows[has[train_rows]]
+            seeds = [cfg.seed + j for j in range(cfg.ensemble_seeds)]
+            names = [f"{prefix}/{tier}/seed{s}" for s in seeds]
+            members = cached_fits(
+                names,
+                lambda: fit_members(cfg, frame, rows, hv, seeds, names, want, extra),  # noqa: B023
+            )
+            want = want and all(mb.history is None for mb in members)
         groups.append(members)
     fb = cfg.fallback_config()
-    first = not any(groups)
-    fallback = []
-    for j in range(fb.ensemble_seeds):
-        name, seed = f"{prefix}/fallback/seed{fb.seed + j}", fb.seed + j
-        first_curve = curves and j == 0 and first
-        fallback.append(
-            cached_fit(
-                name,
-                lambda: fit_member(fb, frame, train_rows, val_rows, seed, name, first_curve),  # noqa: B023
-            )
-        )
-    groups.append(fallback)
+    seeds = [fb.seed + j for j in range(fb.ensemble_seeds)]
+    names = [f"{prefix}/fallback/seed{s}" for s in seeds]
+    groups.append(
+        cached_fits(names, lambda: fit_members(fb, frame, train_rows, val_rows, seeds, names, want))
+    )
     return groups
 
 
@@ -320,8 +399,6 @@ def fit_ridge(
 ) -> tuple[RidgeMember, list[RidgeMember]]:
     """Ridge on ``train_rows``: the member with alpha chosen by inner blocked CV on those rows,
     and one member per alpha of the grid."""
-    from sklearn.linear_model import Ridge
-
     features = select_features(cfg.features, frame, train_rows) + list(extra)
     scaler = Standardizer.fit(frame.X.iloc[train_rows][features], skip=frame.layout.states)
     x = scaler.transform(frame.X.iloc[train_rows]).astype(np.float64)
@@ -333,20 +410,14 @@ def fit_ridge(
         )  # fmt: skip
     except ConfigError:  # too few windows for an inner split: use the middle of the grid
         inner = []
-    inner_se = []
-    for alpha in cfg.ridge_alphas:
-        se = 0.0
-        for f in inner:
-            model = Ridge(alpha=alpha).fit(x[f.train], t[f.train])
-            se += float(((model.predict(x[f.val]) - t[f.val]) ** 2).sum())
-        inner_se.append(se)
-    grid = []
-    for alpha in cfg.ridge_alphas:
-        model = Ridge(alpha=alpha).fit(x, t)
-        grid.append(
-            RidgeMember(
-                features, scaler, model.coef_.copy(), float(model.intercept_), cfg.target, alpha
-            )
-        )
+    inner_se = np.zeros(len(cfg.ridge_alphas))
+    for f in inner:
+        coef, icpt = ridge_path(x[f.train], t[f.train], cfg.ridge_alphas)
+        inner_se += (((x[f.val] @ coef.T + icpt) - t[f.val][:, None]) ** 2).sum(axis=0)
+    coef, icpt = ridge_path(x, t, cfg.ridge_alphas)
+    grid = [
+        RidgeMember(features, scaler, coef[k].copy(), float(icpt[k]), cfg.target, alpha)
+        for k, alpha in enumerate(cfg.ridge_alphas)
+    ]
     best = int(np.argmin(inner_se)) if inner else len(cfg.ridge_alphas) // 2
     return grid[best], grid

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -52,18 +52,21 @@ def fit_scope(name: str) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
-def cached_fit(name: str, train: Callable[[], Member]) -> Member:
-    """The member ``name`` of the current scope: loaded if an earlier attempt finished it, else
-    trained by ``train()`` and saved."""
+def cached_fits(names: Sequence[str], train: Callable[[], list[Member]]) -> list[Member]:
+    """The members ``names`` of the current scope: loaded if an earlier attempt finished them,
+    else trained together by ``train()`` and saved."""
     directory = _CACHE.get()
     if directory is None:
         return train()
-    path = directory / (re.sub(r"[^A-Za-z0-9_.-]+", "_", _SCOPE.get() + name) + ".pt")
-    if path.is_file():
-        return _load(path)
-    member = train()
-    atomic_torch_save(_state(member), path)
-    return member
+    paths = [
+        directory / (re.sub(r"[^A-Za-z0-9_.-]+", "_", _SCOPE.get() + n) + ".pt") for n in names
+    ]
+    if all(p.is_file() for p in paths):
+        return [_load(p) for p in paths]
+    members = train()
+    for path, member in zip(paths, members):
+        atomic_torch_save(_state(member), path)
+    return members
 
 
 def _state(member: Member) -> dict[str, Any]:
