@@ -313,3 +313,38 @@ def test_real_files_time_relation(shared_data: Path) -> None:
     full = _features(train)
     np.testing.assert_array_equal(got, full[np.array(sorted(hold))])
     assert np.isfinite(got).all()
+
+
+def test_a_chance_small_jump_across_unknown_days_is_not_continuity() -> None:
+    """Windows two weeks after the training days: in a state that does not move, the jump
+    looks like one day's, but the file as a whole does not continue the training days, so no
+    history is read across the gap; a file that does continue them attaches in every state."""
+    series = {s: _series("2021", 90, 20 + s) for s in range(6)}
+    series[0] = np.repeat(series[0][:1], 90, axis=0) + 1e-3 * np.arange(90)[:, None]  # flat
+    lay = LAYOUTS["2021"]
+    train = _frame("2021", series, [(s, w) for s in series for w in range(50)])
+    tails = build_timeline(train).tails(list(lay.features), SPEC.depth + 3)
+    gap = _frame("2021", series, [(s, w) for s in series for w in range(66, 84, 3)], False)
+    tl = build_timeline(gap, tails, link=True)
+    assert not tl.attached.any()
+    assert not np.isfinite(_features(gap, timeline=tl)).all(axis=1).any()
+    later = _frame("2021", series, [(s, w) for s in series for w in range(52, 60)], False)
+    assert build_timeline(later, tails, link=True).attached.all()
+
+
+def test_real_testlike_blocks_get_no_history_across_their_gap(shared_data: Path) -> None:
+    """Both test-like splits of the real file: every held-out chain lies two weeks from its
+    training days, so none attaches to them (only the test-layout history of its own block)."""
+    from trainlab.covid.folds import testlike_split
+    from trainlab.covid.frame import subset
+
+    data = shared_data / "covid"
+    if not (data / "covid.train.csv").is_file():
+        pytest.skip(f"covid data not found at {data}")
+    train, _ = load_covid_dir(data)
+    order = time_order(train)
+    for side in ("after", "before"):
+        tr, ho = testlike_split(order, train.state, 3, 15, 14, side)
+        tails = build_timeline(subset(train, tr)).tails(list(train.layout.features), 60)
+        tl = build_timeline(subset(train, ho, with_target=False), tails, link=True)
+        assert not tl.attached.any(), side

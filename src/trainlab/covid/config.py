@@ -121,6 +121,8 @@ class CovidConfig:
         testlike_block: windows per state in each held-out block (every D-th is held out).
         testlike_gap: days between a held-out block and the nearest training day.
         testlike_sample: also train the course's sample model on the test-like splits.
+        testlike_untouched: every this-many-th state's test-like rows are scored apart as the
+            untouched evaluation, never used to choose a setting (0: none).
         linear_solver: ``gradient``: networks without hidden layers are trained like any
             network (their fixed epochs of gradient steps stop short of the least-squares
             minimum, which regularises); ``exact``: one trained on MSE with fixed epochs is
@@ -156,6 +158,7 @@ class CovidConfig:
     testlike_block: int = 15
     testlike_gap: int = 14
     testlike_sample: bool = False
+    testlike_untouched: int = 4
     linear_solver: str = "gradient"
     plot: bool = True
 
@@ -195,6 +198,8 @@ class CovidConfig:
                 f"testlike_block must be >= 1 and testlike_gap >= 0, got {self.testlike_block} "
                 f"and {self.testlike_gap}"
             )
+        if self.testlike_untouched < 0:
+            raise ConfigError(f"testlike_untouched must be >= 0, got {self.testlike_untouched}")
         if self.history.lags < 0 or self.history.weeks < 0 or self.history.back < 0:
             raise ConfigError("history.lags, history.weeks and history.back must be >= 0")
         unknown = sorted(set(self.fallback) - set(TIER_KEYS))

@@ -157,21 +157,30 @@ _TESTLIKE_LABELS = {
 
 def format_testlike(tl: dict[str, Any], model_label: str) -> str:
     """The test-like table: MSE (Kaggle 2022's metric) and RMSE (the 2021 slides') of the model
-    and every reference, per split and pooled, and which rows took which prediction path."""
+    and every reference on the validation states (settings were chosen there) and on the
+    untouched states (never used for a choice), pooled and per split, and which rows took which
+    prediction path."""
     width = max(len(model_label), *(len(v) for v in _TESTLIKE_LABELS.values())) + 2
-    cols = ["MSE", "RMSE", *(f"{s} MSE" for s in tl["splits"])]
+    untouched = tl.get("untouched_states") or []
+    cols = ["val MSE", "val RMSE"]
+    if untouched:
+        cols += ["untouched MSE", "untouched RMSE"]
+    cols += ["all MSE", *(f"{s} MSE" for s in tl["splits"])]
     lines = [
         "test-like validation: held-out windows laid out like covid.test.csv, predicted as "
         "'covid predict' does (the number to expect on Kaggle)",
-        " " * width + "".join(f"{c:>12}" for c in cols),
+        " " * width + "".join(f"{c:>15}" for c in cols),
     ]
     for name in ("model", *_TESTLIKE_LABELS):
         if name not in tl:
             continue
         e = tl[name]
         label = model_label if name == "model" else _TESTLIKE_LABELS[name]
-        cells = [e["mse"], e["rmse"], *e["split_mse"]]
-        lines.append(f"{label:<{width}}" + "".join(f"{c:>12.4f}" for c in cells))
+        cells = [e.get("validation_mse", e["mse"]), e.get("validation_rmse", e["rmse"])]
+        if untouched:
+            cells += [e["untouched_mse"], e["untouched_rmse"]]
+        cells += [e["mse"], *e["split_mse"]]
+        lines.append(f"{label:<{width}}" + "".join(f"{c:>15.4f}" for c in cells))
     m = tl["model"]
     paths = ", ".join(
         f"{m['path_rows'][t]} {t}"
@@ -179,6 +188,13 @@ def format_testlike(tl: dict[str, Any], model_label: str) -> str:
         for t in m["path_rows"]
     )
     lines.append(f"prediction path of the {tl['rows']} held-out rows: {paths}.")
+    if untouched:
+        n_val = tl.get("validation_rows", tl["rows"])
+        lines.append(
+            f"val = the {n_val} rows of the validation states (defaults were chosen on them); "
+            f"untouched = the {tl['rows'] - n_val} rows of states "
+            f"{', '.join(str(k) for k in untouched)}, never used for a choice."
+        )
     return "\n".join(lines)
 
 

@@ -14,6 +14,10 @@ them exactly as the final one is and the held-out rows go through :meth:`Ensembl
 the code of ``trainlab covid predict``: rows whose earlier windows are in the file get the
 partial (test-layout) history, the first window of a block the fallback networks.
 
+Every ``testlike_untouched``-th state is untouched (:func:`untouched_rows`): its held-out rows
+are scored apart and no default was chosen on them; the validation part (the other states) is
+what settings are compared on. Training rows come from every state.
+
 References on the same splits: the training mean; persistence (day D-1); ordinary least squares
 and ridge on ``survey14`` (raw target); ridge on the day-over-day change with every survey
 feature (``no_states``); ridge in the model's tiers through the same prediction path; and the
@@ -60,14 +64,16 @@ def testlike_validate(
         data_dir: recorded in the trained ensembles' descriptions.
 
     Returns:
-        Per predictor: pooled ``mse``, ``rmse`` and per-split ``split_mse``; for the model also
-        ``path_mse`` and ``path_rows`` (rows per tier of the prediction path); ``rows``.
+        Per predictor: ``mse`` and ``rmse`` pooled, over the validation states
+        (``validation_mse``, ...) and over the untouched states (``untouched_mse``, ...), and
+        per split ``split_mse``; for the model also ``path_mse`` and ``path_rows`` (rows per
+        tier of the prediction path); ``rows``, ``validation_rows``, ``untouched_states``.
     """
     assert frame.y is not None
     t0 = time.perf_counter()
     d = frame.layout.n_days
     preds: dict[str, list[np.ndarray]] = {}
-    ys, paths = [], []
+    ys, paths, states = [], [], []
     for side in SIDES:
         tr, ho = testlike_split(order, frame.state, d, cfg.testlike_block, cfg.testlike_gap, side)
         with fit_scope(f"testlike_{side}"):
@@ -76,13 +82,12 @@ def testlike_validate(
             preds.setdefault(name, []).append(p)
         ys.append(frame.y[ho])
         paths.append(path)
+        states.append(frame.state[ho])
     out: dict[str, Any] = {}
     y = np.concatenate(ys)
+    touched = ~untouched_rows(np.concatenate(states), cfg.testlike_untouched)
     for name, parts in preds.items():
-        p = np.concatenate(parts)
-        mse = float(np.mean((p - y) ** 2))
-        split = [float(np.mean((a - b) ** 2)) for a, b in zip(parts, ys)]
-        out[name] = {"mse": mse, "rmse": float(np.sqrt(mse)), "split_mse": split}
+        out[name] = _scores(np.concatenate(parts), y, touched, parts, ys)
     path = np.concatenate(paths)
     model = np.concatenate(preds["model"])
     out["model"]["path_rows"] = {t: int((path == k).sum()) for k, t in enumerate(TIERS)}
@@ -92,8 +97,33 @@ def testlike_validate(
         if (path == k).any()
     }
     out["rows"] = len(y)
+    out["validation_rows"] = int(touched.sum())
+    out["untouched_states"] = sorted(
+        int(k)
+        for k in np.unique(frame.state)
+        if untouched_rows(np.array([k]), cfg.testlike_untouched)[0]
+    )
     out["splits"] = list(SIDES)
     out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def untouched_rows(state: np.ndarray, every: int) -> np.ndarray:
+    """(N,) rows of the untouched states: every ``every``-th state (indices every-1, 2*every-1,
+    ...; 0: none). No setting is ever chosen on their held-out rows."""
+    return (state % every == every - 1) if every > 0 else np.zeros(len(state), dtype=bool)
+
+
+def _scores(
+    p: np.ndarray, y: np.ndarray, touched: np.ndarray, parts: list[np.ndarray], ys: list[np.ndarray]
+) -> dict[str, Any]:
+    """Pooled, validation-part, untouched-part and per-split MSE (and RMSE) of predictions."""
+    out: dict[str, Any] = {}
+    for key, rows in (("", slice(None)), ("validation_", touched), ("untouched_", ~touched)):
+        err = (p[rows] - y[rows]) ** 2
+        mse = float(np.mean(err)) if len(err) else float("nan")
+        out[f"{key}mse"], out[f"{key}rmse"] = mse, float(np.sqrt(mse))
+    out["split_mse"] = [float(np.mean((a - b) ** 2)) for a, b in zip(parts, ys)]
     return out
 
 
