@@ -481,10 +481,10 @@ def _attach(
                 return tail, p
     if not continuity:
         return None
-    score, c = _jump(first_row[0], state, tails)
-    if c < 0 or score > ADJACENT_MAX_JUMP:
+    score, best = _jump(first_row[0], state, tails)
+    if best < 0 or score > ADJACENT_MAX_JUMP:
         return None
-    tail = _known(tails.values[c])
+    tail = _known(tails.values[best])
     return tail, len(tail)
 
 
