@@ -12,7 +12,9 @@ DESCRIPTION = (
     "(exact spectrum up to --exact-max parameters, Lanczos above), minimum ratio (share of "
     "positive eigenvalues) and a verdict. --escape steps along the most negative curvature and "
     "compares the loss change with the second-order prediction. Writes diagnosis.json, "
-    "diagnose_config.json and spectrum.png."
+    "diagnose_config.json and spectrum.png. Under `torchrun --nproc_per_node=N -m trainlab "
+    "diagnose ...` each rank computes the products on its share of the batch and rank 0 reports "
+    "the same result as one process."
 )
 
 
@@ -72,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise TrainlabError(f"--k must be at least 1, got {args.k}")
     if args.threads is not None and args.threads < 1:
         raise TrainlabError(f"--threads must be at least 1, got {args.threads}")
-    with torch_threads(args.threads):
+    from trainlab.distributed import training_session
+
+    # Under torchrun each rank analyses its shard of the batch; rank 0 reports.
+    with torch_threads(args.threads), training_session("cpu"):
         return _diagnose(args)
 
 
@@ -80,6 +85,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     from trainlab._io import atomic_write_json
     from trainlab.config import save_config
     from trainlab.diagnose.diagnosis import DiagnoseConfig, diagnose
+    from trainlab.distributed import is_main_process
     from trainlab.tasks import load_target
 
     target, meta = load_target(args.model, args.data, args.batch, args.seed)
@@ -89,6 +95,8 @@ def _diagnose(args: argparse.Namespace) -> int:
         eig_rtol=args.eig_rtol, escape=args.escape, seed=args.seed,
     )  # fmt: skip
     result = diagnose(target, config)
+    if not is_main_process():
+        return 0
     print(result)
     out = Path(args.out) if args.out is not None else Path(args.model)
     record = result.to_dict()

@@ -1,6 +1,8 @@
 """Diagnose a model at its trained weights: classify the point, optionally escape.
 
-This is what ``trainlab diagnose --model OUT`` runs once the task registry
+Under ``torchrun`` each rank analyses its shard of the batch and the products are combined across
+ranks (:mod:`trainlab.diagnose.distributed`). This is what ``trainlab diagnose --model OUT`` runs
+once the task registry
 (:func:`trainlab.tasks.load_target`) has turned a saved model folder into a
 :class:`~trainlab.diagnose.target.DiagnosisTarget`. :func:`diagnose` runs :func:`~trainlab.diagnose.classify.classify` (exact spectrum for small
 models, Lanczos and SLQ for large ones) and, if asked, :func:`~trainlab.diagnose.escape.escape`.
@@ -17,6 +19,7 @@ import torch
 
 from trainlab.config import to_dict
 from trainlab.diagnose.classify import CriticalPointReport, classify
+from trainlab.diagnose.distributed import DistributedObjective, shard_target
 from trainlab.diagnose.escape import EscapeResult, escape
 from trainlab.diagnose.hvp import ModelObjective
 from trainlab.diagnose.target import DiagnosisTarget
@@ -110,11 +113,7 @@ def diagnose(
     if cfg.k < 1:
         raise TrainlabError(f"k must be at least 1, got {cfg.k}")
     t0 = time.perf_counter()
-    obj = ModelObjective(
-        target.model, target.loss_fn, target.inputs, target.targets,
-        params=cfg.params, mode=cfg.mode, dtype=DTYPES[cfg.dtype], seed=cfg.seed,
-        weight_decay=cfg.weight_decay,
-    )  # fmt: skip
+    obj = _objective(target, cfg)
     report = classify(
         obj, k=cfg.k, exact_max_params=cfg.exact_max_params, grad_tol=cfg.grad_tol,
         eig_rtol=cfg.eig_rtol, eig_atol=cfg.eig_atol, lanczos_tol=cfg.lanczos_tol,
@@ -122,3 +121,22 @@ def diagnose(
     )  # fmt: skip
     esc = escape(obj, report=report) if cfg.escape else None
     return Diagnosis(target.description, cfg, report, esc, obj.names, time.perf_counter() - t0)
+
+
+def _objective(target: DiagnosisTarget, cfg: DiagnoseConfig) -> ModelObjective:
+    """The loss on the target's batch; under ``torchrun``, on this rank's shard, combined exactly
+    across ranks (:class:`~trainlab.diagnose.distributed.DistributedObjective`)."""
+    from trainlab.distributed import current
+
+    ctx = current()
+    rows = 0
+    if ctx is not None:
+        target, rows = shard_target(target, ctx.rank, ctx.world_size)
+    obj = ModelObjective(
+        target.model, target.loss_fn, target.inputs, target.targets,
+        params=cfg.params, mode=cfg.mode, dtype=DTYPES[cfg.dtype], seed=cfg.seed,
+        weight_decay=cfg.weight_decay,
+    )  # fmt: skip
+    if ctx is None:
+        return obj
+    return DistributedObjective(obj, rows)  # type: ignore[return-value]  # delegates the rest

@@ -61,6 +61,11 @@ class BatchNormSwap:
     """
 
     def __init__(self, model: nn.Module, device: torch.device) -> None:
+        if isinstance(model, _TORCH_BN):
+            raise ConfigError(
+                "a bare torch BatchNorm layer cannot be swapped for a synchronised one in place; "
+                "wrap it in nn.Sequential"
+            )
         self.swaps: list[tuple[nn.Module, str, nn.Module, nn.Module]] = []
         for parent in list(model.modules()):
             for name, child in list(parent.named_children()):
