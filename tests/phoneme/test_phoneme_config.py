@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from trainlab.errors import ConfigError
-from trainlab.phoneme.config import PRESETS, preset, resolve_config
+from trainlab.phoneme.config import PRESETS, preset, resolve_config, train_config
 from trainlab.phoneme.models import SequenceRNN, build_model
 
 
 def test_presets_match_the_task():
-    assert PRESETS.names() == ["mlp", "rnn", "sample"]
+    assert PRESETS.names() == ["crnn", "mlp", "rnn", "sample"]
     s = preset("sample")
     net = build_model(s)
     widths = [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
@@ -23,6 +23,19 @@ def test_presets_match_the_task():
     m = preset("mlp")
     assert m.batch_norm and m.dropout > 0 and m.activation != "sigmoid"
     assert isinstance(build_model(preset("rnn")), SequenceRNN)
+    default = build_model(resolve_config())  # no preset named: the default, a conv + BiGRU
+    assert isinstance(default, SequenceRNN) and default.conv is not None
+    assert isinstance(default.rnn.forward_layers[0], torch.nn.GRU)
+    assert preset("crnn").holdout_ratio > 0 and preset("crnn").chunk_frames > 0
+
+
+def test_unknown_scheduler_is_an_error_and_warmup_becomes_steps(tmp_path: Path):
+    with pytest.raises(ConfigError, match="sched"):
+        train_config(resolve_config("mlp", None, scheduler="cosine_typo"), tmp_path)
+    tc = train_config(resolve_config("crnn", None, epochs=4), tmp_path, steps_per_epoch=50)
+    assert tc.scheduler == "cosine" and tc.scheduler_kwargs["warmup_steps"] == round(0.05 * 200)
+    with pytest.raises(ConfigError, match="holdout_ratio"):
+        resolve_config("mlp", None, val_ratio=0.5, holdout_ratio=0.5)
 
 
 def test_config_layers_preset_file_and_flags(tmp_path: Path):
@@ -40,5 +53,5 @@ def test_config_layers_preset_file_and_flags(tmp_path: Path):
 
 
 def test_unknown_preset_lists_the_registered_ones():
-    with pytest.raises(ConfigError, match="mlp, rnn, sample"):
+    with pytest.raises(ConfigError, match="crnn, mlp, rnn, sample"):
         resolve_config("cnn")

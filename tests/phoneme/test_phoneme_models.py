@@ -67,9 +67,11 @@ def test_birnn_equals_packed_bidirectional_lstm_in_float64():
     torch.testing.assert_close(gx_got, gx_want, atol=1e-12, rtol=1e-12)
 
 
-def test_padding_does_not_change_a_sequences_outputs():
+@pytest.mark.parametrize(("cell", "conv_layers"), [("lstm", 0), ("gru", 2)])
+def test_padding_does_not_change_a_sequences_outputs(cell: str, conv_layers: int):
     torch.manual_seed(0)
-    net = SequenceRNN(10, hidden_size=6, num_layers=2, proj_size=6).eval()
+    net = SequenceRNN(10, hidden_size=6, num_layers=2, proj_size=6, cell=cell,
+                      conv_layers=conv_layers, conv_kernel=3).eval()  # fmt: skip
     x = torch.randn(1, 5, 10)
     padded = torch.cat([x, torch.randn(1, 4, 10)], dim=1)
     a = net(x, torch.tensor([5]))
@@ -82,3 +84,18 @@ def test_mlp_forward_shapes():
     assert net(torch.randn(5, 429)).shape == (5, 39)
     with pytest.raises(ConfigError, match="activation"):
         FrameMLP(activation="swoosh")
+
+
+def test_conv_front_end_is_residual_and_sees_neighbours():
+    torch.manual_seed(0)
+    net = SequenceRNN(8, hidden_size=4, num_layers=1, proj_size=4, conv_layers=1, conv_kernel=3)
+    assert net.conv is not None and len(net.conv.blocks) == 1
+    with pytest.raises(ConfigError, match="odd"):
+        SequenceRNN(8, conv_layers=1, conv_kernel=4)
+    conv = net.conv.eval()
+    h = torch.randn(1, 7, 4)
+    out = conv(h, torch.tensor([7]))
+    h2 = h.clone()
+    h2[0, 3] += 1.0  # frame 3 reaches frames 2..4 only (kernel 3)
+    diff = (conv(h2, torch.tensor([7])) - out).abs().sum(-1)[0]
+    assert (diff[[2, 3, 4]] > 0).all() and (diff[[0, 1, 5, 6]] == 0).all()

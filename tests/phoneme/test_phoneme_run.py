@@ -17,15 +17,21 @@ from trainlab.phoneme import (
     resolve_config,
     train_phoneme,
 )
-from trainlab.phoneme.files import load_timit, split_by_utterance
+from trainlab.phoneme.files import load_timit
+from trainlab.phoneme.split import three_way_split
 
 TINY_MLP = {"hidden": [64, 32], "epochs": 3, "batch_size": 128, "lr": 3e-3}
 TINY_RNN = {"rnn_hidden": 24, "rnn_layers": 1, "rnn_proj": 24, "rnn_frames": 3, "epochs": 3,
             "utterances_per_batch": 8, "lr": 1e-2}  # fmt: skip
 
 
+TINY_CRNN = {**TINY_RNN, "conv_layers": 1, "chunk_frames": 20}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("model", "tiny"), [("mlp", TINY_MLP), ("rnn", TINY_RNN)])
+@pytest.mark.parametrize(
+    ("model", "tiny"), [("mlp", TINY_MLP), ("rnn", TINY_RNN), ("crnn", TINY_CRNN)]
+)
 def test_train_writes_everything_and_learns(data: Path, tmp_path: Path, model: str, tiny: dict):
     out = tmp_path / model
     cfg = resolve_config(model, None, **tiny)
@@ -34,7 +40,8 @@ def test_train_writes_everything_and_learns(data: Path, tmp_path: Path, model: s
                  "model/model.pt", "model/model.json", "model/transitions.npy", "model/prior.npy"):  # fmt: skip
         assert (out / name).is_file(), name
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["utterance_split"] and saved["val_frames"] + saved["train_frames"] == 3000
+    assert saved["utterance_split"] and saved["layout"] == "ordered"
+    assert saved["val_frames"] + saved["train_frames"] + saved["untouched_frames"] == 3000
     for k in (
         "val_accuracy",
         "val_accuracy_median",
@@ -81,8 +88,12 @@ def test_split_matches_the_metrics_and_threads_are_restored(data: Path, tmp_path
     m = train_phoneme(data, tmp_path / "o", cfg, quiet=True)
     assert torch.get_num_threads() == 2
     utts = load_timit(data).train_utterances()
-    _, val = split_by_utterance(utts, 0.3, seed=5)
+    train, val, hold = three_way_split(utts, 0.3, cfg.holdout_ratio, seed=5)
     assert m["val_utterances"] == len(val) and m["val_frames"] == utts.lengths[val].sum()
+    assert m["untouched_utterances"] == len(hold) > 0
+    assert m["untouched_frames"] + m["val_frames"] + m["train_frames"] == 3000
+    assert 0.0 <= m["untouched_accuracy"] <= 1.0 and "untouched" in m["accuracy_note"]
+    assert not set(train) & set(val) and not set(train) & set(hold) and not set(val) & set(hold)
 
 
 @pytest.mark.slow

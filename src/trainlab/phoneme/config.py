@@ -1,6 +1,6 @@
 """Settings of a phoneme run: one typed dataclass and the registry of named presets.
 
-The presets (:data:`PRESETS`: ``sample``, ``mlp``, ``rnn``) name the architectures too: a config's
+The presets (:data:`PRESETS`: ``sample``, ``mlp``, ``rnn``, ``crnn``) name the architectures too: a config's
 ``model`` is the preset it started from. A run's settings resolve in layers: the preset named by
 ``--model`` (or the file's ``model`` key, else :data:`DEFAULT_PRESET`), then the TOML/JSON file
 given with ``--config``, then command-line flags. :func:`train_config` turns the settings into the
@@ -9,7 +9,6 @@ Trainer's.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,8 @@ from trainlab.registry import Registry
 if TYPE_CHECKING:
     from trainlab.train import TrainConfig
 
-DEFAULT_PRESET = "mlp"
+DEFAULT_PRESET = "crnn"
+SEQUENCE_MODELS = ("rnn", "crnn")  # presets whose network reads whole utterances
 AUTO = "auto"  # the smoothing setting that picks the best method on the validation utterances
 
 
@@ -31,8 +31,9 @@ class PhonemeConfig:
     """Everything a phoneme run needs besides the data.
 
     Attributes:
-        model: the preset and architecture: ``sample``/``mlp`` (framewise MLP) or ``rnn``
-            (bidirectional RNN); a name in :data:`PRESETS`.
+        model: the preset and architecture: ``sample``/``mlp`` (framewise MLP), ``rnn``
+            (bidirectional RNN) or ``crnn`` (convolutional front end + bidirectional RNN); a name
+            in :data:`PRESETS`.
         hidden: MLP hidden widths.
         activation: MLP activation, a name in :data:`trainlab.nn.mlp.ACTIVATIONS`.
         batch_norm: BatchNorm after each MLP hidden layer.
@@ -43,11 +44,21 @@ class PhonemeConfig:
         rnn_layers: stacked bidirectional layers.
         rnn_proj: width of the RNN's input projection.
         rnn_frames: context frames of each row fed per time step (odd, 1..11).
-        utterances_per_batch: RNN batch size in utterances.
+        conv_layers: residual 1-D convolution blocks before the RNN (0 = none).
+        conv_kernel: their kernel width in frames (odd).
+        chunk_frames: train the sequence model on pieces of this many frames cut from the
+            utterances at random offsets each epoch (0 = whole utterances); validation and
+            prediction always read whole utterances.
+        utterances_per_batch: RNN batch size in utterances (in pieces with ``chunk_frames``).
+        warmup: share of the training steps spent warming the learning rate up linearly (for the
+            ``cosine`` and ``warmup`` schedules; a ``warmup_steps`` in ``scheduler_kwargs`` wins).
         epochs, batch_size, optimizer, lr, betas, weight_decay, scheduler, scheduler_kwargs,
         grad_clip, patience: training settings handed to the Trainer (batch_size: frames per MLP batch).
         label_smoothing: cross-entropy label smoothing.
-        val_ratio: share of training frames held out for validation, as whole utterances.
+        val_ratio: share of training frames held out for validation, as whole utterances: every
+            choice (best epoch, smoothing) is made on them.
+        holdout_ratio: share of training frames held out untouched, as whole utterances: no choice
+            sees them; their accuracy is the run's unbiased estimate (0 = none).
         seed: seeds the split, initialisation and shuffling.
         device: ``auto``, ``cpu``, ``cuda``, ``mps``.
         amp: bf16 autocast on CUDA.
@@ -71,7 +82,11 @@ class PhonemeConfig:
     rnn_layers: int = 3
     rnn_proj: int = 256
     rnn_frames: int = 11
+    conv_layers: int = 0
+    conv_kernel: int = 5
+    chunk_frames: int = 0
     utterances_per_batch: int = 16
+    warmup: float = 0.0
     epochs: int = 20
     batch_size: int = 64
     optimizer: str = "adam"
@@ -83,7 +98,8 @@ class PhonemeConfig:
     grad_clip: float | None = None
     patience: int | None = None
     label_smoothing: float = 0.0
-    val_ratio: float = 0.2
+    val_ratio: float = 0.1
+    holdout_ratio: float = 0.1
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -104,6 +120,13 @@ class PhonemeConfig:
             )
         if not 0.0 <= self.val_ratio < 1.0:
             raise ConfigError(f"val_ratio must be in [0, 1), got {self.val_ratio}")
+        if not 0.0 <= self.holdout_ratio < 1.0 or self.val_ratio + self.holdout_ratio >= 1.0:
+            raise ConfigError(
+                f"holdout_ratio must be in [0, 1) and leave training data beside val_ratio, "
+                f"got {self.holdout_ratio}"
+            )
+        if self.conv_layers < 0 or self.chunk_frames < 0 or not 0.0 <= self.warmup < 1.0:
+            raise ConfigError("conv_layers and chunk_frames must be >= 0, warmup in [0, 1)")
         if self.rnn_frames % 2 != 1 or not 1 <= self.rnn_frames <= 11:
             raise ConfigError(f"rnn_frames must be odd and in 1..11, got {self.rnn_frames}")
         if self.epochs < 1 or self.batch_size < 1 or self.utterances_per_batch < 1:
@@ -114,7 +137,7 @@ class PhonemeConfig:
     @property
     def sequence(self) -> bool:
         """Whether the model reads whole utterances."""
-        return self.model == "rnn"
+        return self.model in SEQUENCE_MODELS
 
 
 def smoothing_choices() -> list[str]:
@@ -174,6 +197,35 @@ def _rnn() -> PhonemeConfig:
     )
 
 
+@PRESETS.register(
+    "crnn",
+    "the default: convolutional front end + 2-layer bidirectional GRU, trained on 2-s pieces "
+    "of the utterances, AdamW, warm-up + cosine",
+)
+def _crnn() -> PhonemeConfig:
+    return PhonemeConfig(
+        model="crnn",
+        rnn_cell="gru",
+        rnn_hidden=192,
+        rnn_layers=2,
+        rnn_proj=192,
+        rnn_frames=3,
+        conv_layers=2,
+        conv_kernel=5,
+        chunk_frames=200,
+        utterances_per_batch=32,
+        dropout=0.2,
+        epochs=20,
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=1e-2,
+        scheduler="cosine",
+        warmup=0.05,
+        grad_clip=1.0,
+        label_smoothing=0.1,
+    )
+
+
 def preset(name: str) -> PhonemeConfig:
     """The preset configuration ``name`` (a name in :data:`PRESETS`).
 
@@ -208,12 +260,17 @@ def resolve_config(
 
 
 def train_config(
-    cfg: PhonemeConfig, out: str | Path, *, quiet: bool = False, has_val: bool = True
+    cfg: PhonemeConfig,
+    out: str | Path,
+    *,
+    quiet: bool = False,
+    has_val: bool = True,
+    steps_per_epoch: int | None = None,
 ) -> TrainConfig:
     """The Trainer's settings for a phoneme run.
 
-    An optimizer trainlab does not implement from scratch falls back to its ``torch_`` twin, and
-    an unregistered schedule (with a warning) to a constant rate.
+    An optimizer trainlab does not implement from scratch falls back to its ``torch_`` twin; an
+    unregistered schedule is refused by :class:`~trainlab.train.TrainConfig`.
 
     Args:
         cfg: the run's settings.
@@ -221,29 +278,29 @@ def train_config(
         quiet: no per-epoch output.
         has_val: whether there are validation batches (then the best epoch is the best
             validation accuracy, else the lowest training loss).
+        steps_per_epoch: batches per epoch, to turn ``warmup`` into steps.
 
     Returns:
         The :class:`~trainlab.train.TrainConfig`.
     """
-    from trainlab.optim import list_optimizers, list_schedulers
+    from trainlab.optim import list_optimizers
     from trainlab.train import TrainConfig
 
-    optimizer, scheduler = cfg.optimizer, cfg.scheduler
+    optimizer = cfg.optimizer
     # trainlab's from-scratch "adam" equals torch.optim.Adam; use torch's where it is not registered
     if optimizer not in list_optimizers() and f"torch_{optimizer}" in list_optimizers():
         optimizer = f"torch_{optimizer}"
-    if scheduler not in list_schedulers():
-        warnings.warn(
-            f"schedule {scheduler!r} is not registered; using a constant rate", stacklevel=2
-        )
-        scheduler = "constant"
+    scheduler_kwargs = dict(cfg.scheduler_kwargs)
+    if cfg.warmup and steps_per_epoch and cfg.scheduler in ("cosine", "warmup"):
+        total = cfg.epochs * steps_per_epoch
+        scheduler_kwargs.setdefault("warmup_steps", max(1, round(cfg.warmup * total)))
     return TrainConfig(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         optimizer=optimizer,
         optimizer_kwargs={"lr": cfg.lr, "betas": tuple(cfg.betas)},
-        scheduler=scheduler,
-        scheduler_kwargs=dict(cfg.scheduler_kwargs) if scheduler == cfg.scheduler else {},
+        scheduler=cfg.scheduler,
+        scheduler_kwargs=scheduler_kwargs,
         weight_decay=cfg.weight_decay,
         grad_clip=cfg.grad_clip,
         seed=cfg.seed,
@@ -260,6 +317,7 @@ def train_config(
 __all__ = [
     "AUTO",
     "DEFAULT_PRESET",
+    "SEQUENCE_MODELS",
     "PRESETS",
     "PhonemeConfig",
     "preset",

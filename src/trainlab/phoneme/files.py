@@ -12,6 +12,7 @@ The files carry no utterance boundaries; :func:`recover_utterances` finds them f
 consecutive rows (row ``i+1``'s frames 0..9 equal row ``i``'s frames 1..10 inside an utterance), or
 an utterance index written by the featurizer (``train_utterances.csv``) is read when present.
 Validation is split by utterance (:func:`split_by_utterance`) so no utterance is on both sides.
+Rows shuffled frame by frame (MLE-bench's copy) are chained back by :mod:`trainlab.phoneme.layout`.
 
 The 39 classes follow Lee & Hon (1989), "Speaker-independent phone recognition using hidden Markov
 models", in the course's order.
@@ -164,16 +165,19 @@ class TimitData:
 
 
 def find_data_dir(path: str | Path) -> Path:
-    """The folder holding the ``*_11.npy`` files: ``path`` itself or ``path/timit_11``."""
+    """The folder holding the ``*_11.npy`` files: ``path``, ``path/timit_11`` or MLE-bench's
+    ``path/timit_11/timit_11``."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "data folder not found")
     if path.is_file():
         raise DataError(path, "expected a folder holding train_11.npy / test_11.npy, got a file")
-    for cand in (path, path / SUBDIR):
+    for cand in (path, path / SUBDIR, path / SUBDIR / SUBDIR):  # the last: MLE-bench's layout
         if (cand / "train_11.npy").is_file() or (cand / "test_11.npy").is_file():
             return cand
-    raise DataError(path, f"no train_11.npy or test_11.npy here or in {SUBDIR}/")
+    raise DataError(
+        path, f"no train_11.npy or test_11.npy here, in {SUBDIR}/ or {SUBDIR}/{SUBDIR}/"
+    )
 
 
 def load_timit(path: str | Path, *, require_train: bool = True, mmap: bool = True) -> TimitData:

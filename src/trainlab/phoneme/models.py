@@ -5,7 +5,9 @@
   strong MLP of the chapter's remedies (Ioffe & Szegedy 2015; Srivastava et al. 2014).
 * :class:`SequenceRNN` reads whole utterances with a bidirectional LSTM or GRU (Graves & Schmidhuber
   2005, "Framewise phoneme classification with bidirectional LSTM"), one output per frame; the
-  backward direction starts at each utterance's real end (:class:`BiRNN`).
+  backward direction starts at each utterance's real end (:class:`BiRNN`). An optional
+  convolutional front end (:class:`ConvFrontEnd`, residual 1-D convolutions over time, as in
+  CRNN/DeepSpeech-style acoustic models) supplies local context before the recurrence.
 
 :func:`build_model` turns a :class:`~trainlab.phoneme.config.PhonemeConfig` into one of them.
 """
@@ -111,8 +113,38 @@ class BiRNN(nn.Module):
         return h
 
 
+class ConvFrontEnd(nn.Module):
+    """Residual blocks ``x + Dropout(GELU(BatchNorm(Conv1d(x))))`` over time, padding held at zero.
+
+    (B, T, C) -> (B, T, C). Frames past each sequence's length are zeroed before every
+    convolution, so a sequence's outputs do not depend on the padding after it.
+    """
+
+    def __init__(self, channels: int, layers: int, kernel: int, dropout: float) -> None:
+        super().__init__()
+        if kernel % 2 != 1:
+            raise ConfigError(f"conv_kernel must be odd, got {kernel}")
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(channels, channels, kernel, padding=kernel // 2, bias=False),
+                nn.BatchNorm1d(channels),
+                nn.GELU(),
+                nn.Dropout(dropout),
+            )
+            for _ in range(layers)
+        )
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        t = x.shape[1]
+        mask = (torch.arange(t, device=x.device)[None, :] < lengths.to(x.device)[:, None])[:, None]
+        h = x.transpose(1, 2)  # (B, C, T)
+        for block in self.blocks:
+            h = h + block(h * mask)
+        return h.transpose(1, 2)
+
+
 class SequenceRNN(nn.Module):
-    """Input projection, a bidirectional LSTM/GRU stack, and a per-frame classifier.
+    """Input projection, [a convolutional front end], a bidirectional LSTM/GRU stack, a classifier.
 
     ``forward(x, lengths)``: x (B, T, D) padded utterances, lengths (B,) -> logits (B, T, C);
     outputs at padded positions are meaningless and must be masked by the loss.
@@ -127,6 +159,8 @@ class SequenceRNN(nn.Module):
         cell: str = "lstm",
         dropout: float = 0.3,
         proj_size: int = 256,
+        conv_layers: int = 0,
+        conv_kernel: int = 5,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -137,11 +171,16 @@ class SequenceRNN(nn.Module):
             nn.GELU(),
             nn.Dropout(dropout),
         )
+        self.conv = (
+            ConvFrontEnd(proj_size, conv_layers, conv_kernel, dropout) if conv_layers else None
+        )
         self.rnn = BiRNN(proj_size, hidden_size, num_layers, cell, dropout)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden_size, num_classes))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         h = self.proj(x)  # (B, T, D) -> (B, T, P)
+        if self.conv is not None:
+            h = self.conv(h, lengths)
         return self.head(self.rnn(h, lengths))  # (B, T, 2H) -> (B, T, C)
 
 
@@ -162,7 +201,7 @@ class FlatFrames(nn.Module):
 
 
 def build_model(config: PhonemeConfig) -> nn.Module:
-    """The network ``config`` describes: a :class:`SequenceRNN` for ``rnn``, else a :class:`FrameMLP`.
+    """The network ``config`` describes: a :class:`SequenceRNN` for sequence presets, else a :class:`FrameMLP`.
 
     Args:
         config: the run's settings.
@@ -178,6 +217,8 @@ def build_model(config: PhonemeConfig) -> nn.Module:
             cell=config.rnn_cell,
             dropout=config.dropout,
             proj_size=config.rnn_proj,
+            conv_layers=config.conv_layers,
+            conv_kernel=config.conv_kernel,
         )
     return FrameMLP(
         ROW_DIM,

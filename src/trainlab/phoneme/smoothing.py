@@ -48,7 +48,8 @@ def transition_matrix(
     """Phone-to-phone transition probabilities counted over consecutive frames inside utterances.
 
     Args:
-        labels: (N,) int class per training row.
+        labels: (N,) int class per training row; negative = unlabelled (no transition counted
+            into or out of it).
         utts: utterance boundaries of those rows (no transition is counted across an utterance edge).
         alpha: add-alpha smoothing of the counts, so unseen transitions stay possible.
 
@@ -59,8 +60,9 @@ def transition_matrix(
     labels = np.asarray(labels, dtype=np.int64)
     same_utt = np.ones(len(labels), dtype=bool)
     same_utt[utts.starts] = False  # row i's predecessor is in the same utterance
-    cur = labels[1:][same_utt[1:]]
-    prev = labels[:-1][same_utt[1:]]
+    keep = same_utt[1:] & (labels[1:] >= 0) & (labels[:-1] >= 0)
+    cur = labels[1:][keep]
+    prev = labels[:-1][keep]
     counts = np.bincount(prev * num_classes + cur, minlength=num_classes**2).astype(np.float64)
     counts = counts.reshape(num_classes, num_classes) + alpha
     totals = counts.sum(axis=1, keepdims=True)
@@ -71,8 +73,12 @@ def transition_matrix(
 def class_prior(
     labels: np.ndarray, num_classes: int = NUM_CLASSES, alpha: float = 1.0
 ) -> np.ndarray:
-    """Class frequencies of the training labels (add-alpha). Returns (C,) float64 summing to 1."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes) + alpha
+    """Class frequencies of the training labels (add-alpha; negative labels are skipped).
+
+    Returns (C,) float64 summing to 1.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels[labels >= 0], minlength=num_classes) + alpha
     return counts / counts.sum()
 
 
