@@ -159,6 +159,8 @@ def _train(args: argparse.Namespace) -> int:
         train_config(cfg, args.out)  # the Trainer's settings and the network's, before any work
         build_model(cfg)
     m = train_phoneme(args.data, args.out, cfg, quiet=args.quiet, resume=args.resume)
+    if not m:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     if "val_accuracy" in m:
         s = m["smoothing"]
         print(

@@ -25,13 +25,20 @@ from trainlab.distributed.reduce import (
     gather_objects,
     reduce_sum_count,
 )
-from trainlab.distributed.sharding import ShardedBatches, shard_batches, shard_bounds, shard_rows
+from trainlab.distributed.sharding import (
+    ShardableBatches,
+    ShardedBatches,
+    shard_batches,
+    shard_bounds,
+    shard_rows,
+)
 
 __all__ = [
     "DataParallel",
     "DistContext",
     "DistEnv",
     "PeerFailed",
+    "ShardableBatches",
     "ShardedBatches",
     "all_gather_rows",
     "all_reduce_sum",

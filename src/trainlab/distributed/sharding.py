@@ -38,6 +38,24 @@ def shard_rows(rows: Any, rank: int, world_size: int) -> Any:
     return rows[lo:hi]
 
 
+class ShardableBatches:
+    """A mixin for batch iterables that shard themselves: ``shard(rank, world_size)`` and
+    :meth:`my_share`, which the iterable applies to the row (or utterance) indices of each batch.
+    Unsharded (the defaults), ``my_share`` returns the indices unchanged."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    def shard(self, rank: int, world_size: int) -> ShardableBatches:
+        """Yield only ``rank``'s share of every batch from now on; returns ``self``."""
+        self.rank, self.world_size = rank, world_size
+        return self
+
+    def my_share(self, indices: Any) -> Any:
+        """This rank's contiguous share of one batch's ``indices``."""
+        return shard_rows(indices, self.rank, self.world_size)
+
+
 class ShardedBatches:
     """Each batch of ``batches`` cut to this rank's rows (every tensor shares the first dimension).
 
