@@ -250,3 +250,68 @@ def _no_times(value: object) -> object:
     if isinstance(value, list):
         return [_no_times(v) for v in value]
     return value
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL inside the process: nothing after it runs, no handler sees it."""
+
+
+@pytest.mark.parametrize("step", ["manifest", "move old aside", "switch in", "delete old"])
+def test_a_run_killed_while_publishing_leaves_one_complete_run(
+    step: str, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed at each step of switching the finished run into place, the folder is the old
+    complete run or the new one (predict gives one of their submissions, never a mix), and
+    ``--resume`` ends with the new run (or says it is already complete)."""
+    import trainlab.covid.run as run_module
+    import trainlab.runs as runs
+
+    out = tmp_path / "run"
+    os.system(f"cp -r {base / 'run'} {out}")
+    old_sub = (out / "submission.csv").read_bytes()
+    argv = ["covid", "train", "--data", str(base / "data"), "--out", str(out), "--quiet",
+            "--config", str(base / "tiny.toml"), "--seed", "7"]  # fmt: skip
+    calls = {"publishing": 0, "replace": 0}
+    real_replace, real_rmtree, real_json = os.replace, runs.shutil.rmtree, runs.atomic_write_json
+    real_publish = run_module.publish_run
+
+    def publish(stage: Path, target: Path) -> Path:
+        calls["publishing"] = 1
+        return real_publish(stage, target)
+
+    def replace(src: object, dst: object) -> None:
+        calls["replace"] += calls["publishing"]
+        if calls["publishing"] and (step, calls["replace"]) in (
+            ("move old aside", 2),  # 1: the manifest's own atomic rename
+            ("switch in", 3),
+        ):
+            raise _Killed
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    def rmtree(path: object, ignore_errors: bool = False) -> None:
+        if step == "delete old" and calls["replace"] == 3:
+            raise _Killed
+        real_rmtree(path, ignore_errors=ignore_errors)  # type: ignore[arg-type]
+
+    def manifest(path: Path, data: object) -> None:
+        if step == "manifest" and path.name == runs.MANIFEST:
+            raise _Killed
+        real_json(path, data)
+
+    with monkeypatch.context() as m:
+        m.setattr(runs.os, "replace", replace)
+        m.setattr(runs.shutil, "rmtree", rmtree)
+        m.setattr(runs, "atomic_write_json", manifest)
+        m.setattr(run_module, "publish_run", publish)
+        with pytest.raises(_Killed):
+            main(argv)
+    pred = tmp_path / "pred.csv"
+    held = str(base / "data" / "covid.test.csv")
+    code = main(["covid", "predict", "--model", str(out), "--input", held, "--output", str(pred)])
+    assert code == 0  # the old run, or the new one, complete
+    switched = (out / "submission.csv").read_bytes() != old_sub  # the new run already in place
+    assert main([*argv, "--resume"]) == (1 if switched else 0)  # 1: "complete; nothing to resume"
+    new_sub = (out / "submission.csv").read_bytes()
+    assert new_sub != old_sub
+    assert pred.read_bytes() in (old_sub, new_sub)
+    assert not list(tmp_path.glob(".run*")), "staging or old folders left behind"
