@@ -315,3 +315,12 @@ def test_a_run_killed_while_publishing_leaves_one_complete_run(
     assert new_sub != old_sub
     assert pred.read_bytes() in (old_sub, new_sub)
     assert not list(tmp_path.glob(".run*")), "staging or old folders left behind"
+
+
+def test_too_few_windows_for_blocked_folds_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    synthetic_covid(tmp_path / "data", n_states=3, train_windows=4, test_windows=2, seed=1)
+    argv = ["covid", "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    _fails_cleanly(capsys, argv, "covid.train.csv", "windows per state")
+    assert not (tmp_path / "run").exists()

@@ -258,6 +258,31 @@ def test_series_tails_round_trip_and_corrupt_file(tmp_path: Path) -> None:
         SeriesTails.load(tmp_path / "none.npz")
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("values", lambda t: t.values[:, :, :-1]),
+        ("values", lambda t: t.values[0]),
+        ("state", lambda t: t.state[:1]),
+        ("step_scale", lambda t: t.step_scale[:-1]),
+        ("step_scale", lambda t: -t.step_scale),
+    ],
+)
+def test_stored_series_of_the_wrong_shape_are_refused_by_field(
+    field: str, value: object, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    series = {0: _series("2021", 30, 9), 3: _series("2021", 20, 10)}
+    frame = _frame("2021", series, [(s, w) for s, v in series.items() for w in range(len(v) - 2)])
+    tails = build_timeline(frame).tails(list(frame.layout.features), 25)
+    bad = dataclasses.replace(tails, **{field: value(tails)})  # type: ignore[operator]
+    path = tmp_path / "history.npz"
+    bad.save(path)
+    with pytest.raises(DataError, match=rf"history\.npz: field '{field}'"):
+        SeriesTails.load(path)
+
+
 def test_history_columns_of_frames_and_spec() -> None:
     assert SPEC.columns()[0] == "hist_tp_change_1" and SPEC.columns()[-1] == "hist_tp_noise_7"
     assert (SPEC.depth, SPEC.min_depth) == (53, 11)

@@ -5,9 +5,15 @@ finished fit is saved, atomically, under ``<stage>/fits/`` as soon as it ends, k
 the run it happened (:func:`fit_scope`) and the member's name; a resumed run loads it instead of
 training again. Every fit seeds all its random generators from its own seed when it starts, so a
 fit that was interrupted is simply trained again from its start and ends exactly as it would have:
-a killed run, resumed, ends bit-identical to an uninterrupted one (on the CPU). Settings and data
-cannot differ on resume: the staged ``config.json`` holds both, and a resume with others is refused
-(:func:`trainlab.runs.begin_run`).
+a killed run, resumed, ends bit-identical to an uninterrupted one (on the CPU).
+
+Why whole fits and not epochs inside one: a fit is one full batch of ~1,600 rows, a few hundred
+steps that take well under a second (a linear layer's 800 steps; the fallback's seeds trained
+stacked, :mod:`trainlab.covid.fullbatch`), so a kill loses at most that second, while a
+checkpoint per epoch would cost more than the fit itself; and a fit restarted from its seed
+retraces its own steps exactly, so the granularity never changes the result. Settings and data
+cannot differ on resume: the staged ``config.json`` holds both, and a resume with others is
+refused (:func:`trainlab.runs.begin_run`).
 """
 
 from __future__ import annotations

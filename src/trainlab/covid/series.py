@@ -225,10 +225,29 @@ class SeriesTails:
                 )
         except Exception as e:  # zip, key and format errors of many kinds
             raise DataError(path, f"corrupt stored training series ({type(e).__name__})") from None
-        c, _, f = tails.values.shape
-        if len(tails.state) != c or f != len(tails.features) or len(tails.step_scale) != f:
-            raise DataError(path, "stored training series has inconsistent shapes")
+        _check_tails(path, tails)
         return tails
+
+
+def _check_tails(path: Path, tails: SeriesTails) -> None:
+    """Every field of a stored ``history.npz`` has the shape the others imply (DataError naming
+    the field otherwise)."""
+    f = len(tails.features)
+    if tails.values.ndim != 3 or tails.values.shape[2] != f:
+        raise DataError(
+            path,
+            f"field 'values' has shape {tails.values.shape}, expected (chains, days, {f}) "
+            f"for the {f} stored features",
+        )
+    c = tails.values.shape[0]
+    if tails.state.shape != (c,):
+        raise DataError(path, f"field 'state' has shape {tails.state.shape}, expected ({c},)")
+    if tails.step_scale.shape != (f,):
+        raise DataError(
+            path, f"field 'step_scale' has shape {tails.step_scale.shape}, expected ({f},)"
+        )
+    if not np.isfinite(tails.step_scale).all() or (tails.step_scale <= 0).any():
+        raise DataError(path, "field 'step_scale' must hold positive finite numbers")
 
 
 @dataclass

@@ -44,6 +44,7 @@ from trainlab.covid.members import (
     tiered_predict,
 )
 from trainlab.covid.series import Timeline, build_timeline, with_history
+from trainlab.errors import ConfigError, DataError
 
 REFERENCES = ("mean", "persistence", "ridge", "ridge_tuned", "ridge_no_history")
 
@@ -72,7 +73,10 @@ class SchemeResult:
 def scheme_folds(cfg: CovidConfig, frame: CovidFrame, order: np.ndarray, scheme: str) -> list[Fold]:
     """The folds of ``scheme`` for this config (k, gap, seed)."""
     gap = fold_gap(cfg.gap, frame.layout.n_days)
-    return make_folds(scheme, frame.state, order, k=cfg.folds, gap=gap, seed=cfg.seed)
+    try:
+        return make_folds(scheme, frame.state, order, k=cfg.folds, gap=gap, seed=cfg.seed)
+    except ConfigError as e:  # too few windows: a property of the file as much as of k
+        raise DataError(frame.path, str(e)) from None
 
 
 def fold_frame(
