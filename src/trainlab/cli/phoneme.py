@@ -91,6 +91,7 @@ def _add_train(sub: Any) -> None:
         help=f"post-processing (default {d.smoothing})",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    _add_columns(p)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -111,7 +112,29 @@ def _add_predict(sub: Any) -> None:
         "--smoothing", choices=SMOOTHERS.names(), help="default: the one chosen in training"
     )
     p.add_argument("--device", help="auto, cpu, cuda or mps (default: auto, the best available)")
+    _add_columns(p)
     p.set_defaults(_run=_predict)
+
+
+def _add_columns(p: argparse.ArgumentParser) -> None:
+    """``--format`` and ``--id-column/--class-column``: the submission's header."""
+    from trainlab.phoneme.infer import SUBMISSION_FORMATS
+
+    p.add_argument(
+        "--format",
+        choices=sorted(SUBMISSION_FORMATS),
+        default="kaggle",
+        help="submission header: kaggle (Id,Class, the default) or mlebench (Id,ClassId)",
+    )
+    p.add_argument("--id-column", help="name of the id column (overrides --format)")
+    p.add_argument("--class-column", help="name of the class column (overrides --format)")
+
+
+def _columns(args: argparse.Namespace) -> tuple[str, str]:
+    from trainlab.phoneme.infer import SUBMISSION_FORMATS
+
+    ident, cls = SUBMISSION_FORMATS[args.format]
+    return (args.id_column or ident, args.class_column or cls)
 
 
 def _featurize(args: argparse.Namespace) -> int:
@@ -158,16 +181,29 @@ def _train(args: argparse.Namespace) -> int:
         )
         train_config(cfg, args.out)  # the Trainer's settings and the network's, before any work
         build_model(cfg)
-    m = train_phoneme(args.data, args.out, cfg, quiet=args.quiet, resume=args.resume)
+    m = train_phoneme(
+        args.data, args.out, cfg, quiet=args.quiet, resume=args.resume, columns=_columns(args)
+    )
     if not m:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
+    if m.get("layout") == "shuffled":
+        print(
+            f"shuffled rows: {m['single_row_utterances']} row(s) chain with no other and are "
+            "classified framewise"
+        )
     if "val_accuracy" in m:
         s = m["smoothing"]
         print(
-            f"{cfg.model}: validation accuracy {m['val_accuracy']:.4f} raw, "
-            f"{m['val_accuracy_median']:.4f} median, {m['val_accuracy_viterbi']:.4f} Viterbi; "
-            f"using {s['method']} ({s['val_accuracy']:.4f}) "
-            f"[{m['val_frames']} frames, {m['val_utterances']} utterances held out]"
+            f"{cfg.model}: validation accuracy (used for the choices) {m['val_accuracy']:.4f} "
+            f"raw, {m['val_accuracy_median']:.4f} median, {m['val_accuracy_viterbi']:.4f} "
+            f"Viterbi; using {s['method']} ({s['val_accuracy']:.4f}) "
+            f"[{m['val_frames']} frames, {m['val_utterances']} utterances]"
+        )
+    if "untouched_accuracy" in m:
+        print(
+            f"untouched hold-out accuracy (no choice saw it) {m['untouched_accuracy']:.4f} "
+            f"with {m['smoothing']['method']}, {m['untouched_accuracy_raw']:.4f} raw "
+            f"[{m['untouched_frames']} frames, {m['untouched_utterances']} utterances]"
         )
     if "test_frames" in m:
         print(f"submission: {args.out}/submission.csv ({m['test_frames']} rows)")
@@ -192,7 +228,14 @@ def _predict(args: argparse.Namespace) -> int:
     from trainlab.phoneme import predict_phoneme
 
     device = {} if args.device is None else {"device": args.device}
-    pred = predict_phoneme(args.model, args.input, args.output, smoothing=args.smoothing, **device)
+    pred = predict_phoneme(
+        args.model,
+        args.input,
+        args.output,
+        smoothing=args.smoothing,
+        columns=_columns(args),
+        **device,
+    )
     print(f"{len(pred)} predictions -> {args.output}")
     return 0
 

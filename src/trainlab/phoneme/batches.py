@@ -3,7 +3,10 @@
 :class:`FrameBatches` draws random rows of a subset (the utterance-level training split) and
 gathers them from the memory map batch by batch; :class:`UtteranceBatches` pads whole utterances of
 similar length into ``((x, lengths), targets)`` batches for the sequence model, padded targets set
-to ``-100`` (ignored by the loss). Both are re-iterable, so the Trainer runs one epoch per pass.
+to ``-100`` (ignored by the loss); for training they can instead cut every utterance into pieces of
+a fixed number of frames at a random offset each pass (``chunk``): larger batches of shorter
+sequences, far fewer sequential recurrent steps per frame. Both are re-iterable, so the Trainer
+runs one epoch per pass.
 
 Without a ``seed`` both shuffle with PyTorch's default generator, which :func:`trainlab.train.fit`
 seeds and saves in every checkpoint, so a resumed run draws the same batches as an uninterrupted
@@ -85,6 +88,9 @@ class UtteranceBatches(ShardableBatches):
         frames: context frames per time step (odd, 1..11; 1 = the frame's own 39 features).
         shuffle: random batches each pass (else in the order of ``which``, unsorted).
         seed: a private generator for the shuffling (``None``: PyTorch's default generator).
+        chunk: with ``shuffle``, cut each utterance into pieces of ``chunk`` frames (the first
+            piece shorter, at a random offset each pass) and batch the pieces; 0 = whole
+            utterances. ``utterances_per_batch`` then counts pieces.
     """
 
     def __init__(
@@ -97,52 +103,84 @@ class UtteranceBatches(ShardableBatches):
         frames: int = CONTEXT,
         shuffle: bool = False,
         seed: int | None = None,
+        chunk: int = 0,
     ) -> None:
+        if chunk < 0:
+            raise ValueError(f"chunk must be >= 0, got {chunk}")
         self.x, self.utts, self.which = x, utts, np.asarray(which, dtype=np.int64)
+        self.chunk = chunk if shuffle else 0
+        self.pieces = (utts.starts, utts.lengths)  # (first row, frames) of what batches index
         self.y = None if y is None else np.asarray(y, dtype=np.int64)
         self.per_batch, self.shuffle = utterances_per_batch, shuffle
         self.cols = frame_columns(frames)
         self.generator = _generator(seed)
 
     def __len__(self) -> int:
+        if self.chunk:  # an upper bound: the pieces of a pass depend on its offsets
+            pieces = (self.utts.lengths[self.which] + self.chunk - 1) // self.chunk + 1
+            return (int(pieces.sum()) + self.per_batch - 1) // self.per_batch
         return (len(self.which) + self.per_batch - 1) // self.per_batch
 
     def batches(self) -> list[np.ndarray]:
-        """The utterance indices of each batch of the next pass."""
+        """The indices into :attr:`pieces` of each batch of the next pass.
+
+        Without ``chunk`` the pieces are the utterances themselves: these are utterance indices.
+        """
         b = self.per_batch
         if not self.shuffle:
             return [self.which[i : i + b] for i in range(0, len(self.which), b)]
         order = self.which[self._permutation(len(self.which))]
+        if self.chunk:
+            self.pieces = self._cut(order)
+            order = np.arange(len(self.pieces[0]))
+        lengths = self.pieces[1]
         pool = 50 * b
         groups: list[np.ndarray] = []
         for lo in range(0, len(order), pool):
-            chunk = order[lo : lo + pool]
-            chunk = chunk[np.argsort(self.utts.lengths[chunk], kind="stable")]
-            groups.extend(chunk[i : i + b] for i in range(0, len(chunk), b))
+            part = order[lo : lo + pool]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            groups.extend(part[i : i + b] for i in range(0, len(part), b))
         return [groups[i] for i in self._permutation(len(groups))]
+
+    def _cut(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(first row, frames) of the pieces of the utterances ``which``, a random offset each."""
+        c = self.chunk
+        starts, lengths = self.utts.starts[which], self.utts.lengths[which]
+        offsets = torch.randint(0, c, (len(which),), generator=self.generator).tolist()
+        out_s: list[int] = []
+        out_n: list[int] = []
+        for s, n, o in zip(starts.tolist(), lengths.tolist(), offsets):
+            cuts = [0, *range(o, n, c)] if 0 < o < n else list(range(0, n, c))
+            for a, e in zip(cuts, [*cuts[1:], n]):
+                out_s.append(s + a)
+                out_n.append(e - a)
+        return np.asarray(out_s, dtype=np.int64), np.asarray(out_n, dtype=np.int64)
 
     def _permutation(self, n: int) -> np.ndarray:
         return torch.randperm(n, generator=self.generator).numpy()
 
     def __iter__(self) -> Iterator[tuple[tuple[Tensor, Tensor], Tensor]]:
         for batch in map(self.my_share, self.batches()):  # torchrun: this rank's share
-            yield self.collate(batch)
+            yield self.collate_spans(self.pieces[0][batch], self.pieces[1][batch])
 
     def collate(self, batch: np.ndarray) -> tuple[tuple[Tensor, Tensor], Tensor]:
         """Pad the utterances ``batch`` into one batch."""
-        lengths = self.utts.lengths[batch]
+        return self.collate_spans(self.utts.starts[batch], self.utts.lengths[batch])
+
+    def collate_spans(
+        self, starts: np.ndarray, lengths: np.ndarray
+    ) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        """Pad the row spans ``starts[k] : starts[k] + lengths[k]`` into one batch."""
         t = int(lengths.max())
         d = self.cols.stop - self.cols.start
-        xb = np.zeros((len(batch), t, d), dtype=np.float32)
-        yb = np.full((len(batch), t), IGNORE, dtype=np.int64)
-        for k, u in enumerate(batch.tolist()):
-            s, n = int(self.utts.starts[u]), int(self.utts.lengths[u])
+        xb = np.zeros((len(starts), t, d), dtype=np.float32)
+        yb = np.full((len(starts), t), IGNORE, dtype=np.int64)
+        for k, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
             xb[k, :n] = self.x[s : s + n, self.cols]
             if self.y is not None:
                 yb[k, :n] = self.y[s : s + n]
-        return (torch.from_numpy(xb), torch.from_numpy(lengths.copy())), torch.from_numpy(
-            yb.reshape(-1)
-        )
+        lens = torch.from_numpy(np.array(lengths, dtype=np.int64))
+        return (torch.from_numpy(xb), lens), torch.from_numpy(yb.reshape(-1))
 
 
 def _generator(seed: int | None) -> torch.Generator | None:

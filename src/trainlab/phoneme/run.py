@@ -34,28 +34,21 @@ from trainlab.phoneme.files import (
     check_finite,
     load_features,
     load_timit,
-    load_utterances,
-    split_by_utterance,
 )
-from trainlab.phoneme.infer import choose_smoothing, log_posteriors, write_submission
+from trainlab.phoneme.infer import (
+    KAGGLE_COLUMNS,
+    choose_smoothing,
+    log_posteriors,
+    write_submission,
+)
 from trainlab.phoneme.models import FlatFrames, build_model
 from trainlab.phoneme.saved import load_model, save_model
 from trainlab.phoneme.smoothing import Smoothing, apply_smoothing, class_prior, transition_matrix
+from trainlab.phoneme.split import RunData, prediction_rows, prepare_data
 from trainlab.runs import begin_run, check_output_dir, check_output_file, publish_run, staging_dir
 
 if TYPE_CHECKING:
     from trainlab.train import History
-
-
-@dataclass
-class _Split:
-    """The training rows (memory-mapped), their utterances and the utterance-level split."""
-
-    x: np.ndarray
-    y: np.ndarray
-    utts: Utterances
-    train_u: np.ndarray  # utterance indices used for training
-    val_u: np.ndarray  # utterance indices held out
 
 
 @dataclass
@@ -74,6 +67,7 @@ def train_phoneme(
     *,
     quiet: bool = False,
     resume: bool = False,
+    columns: tuple[str, str] = KAGGLE_COLUMNS,
 ) -> dict[str, Any]:
     """Train on ``data``'s training rows, validate by utterance, write everything under ``out``.
 
@@ -94,6 +88,7 @@ def train_phoneme(
         config: the settings; default: the ``mlp`` preset.
         quiet: no per-epoch output.
         resume: continue the interrupted run of ``out`` (refused when its settings or data differ).
+        columns: the submission's header (default Kaggle's ``Id,Class``).
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -101,11 +96,16 @@ def train_phoneme(
     cfg = config or preset(DEFAULT_PRESET)
     target = check_output_dir(out)
     with torch_threads(cfg.threads):
-        return _train(data, target, cfg, quiet, resume)
+        return _train(data, target, cfg, quiet, resume, columns)
 
 
 def _train(
-    data: str | Path, target: Path, cfg: PhonemeConfig, quiet: bool, resume: bool
+    data: str | Path,
+    target: Path,
+    cfg: PhonemeConfig,
+    quiet: bool,
+    resume: bool,
+    columns: tuple[str, str] = KAGGLE_COLUMNS,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     ds = load_timit(data)
@@ -118,8 +118,10 @@ def _train(
         if is_main_process()
         else staging_dir(target)
     )
-    train_rows = split.utts.rows(split.train_u)
-    transitions = transition_matrix(split.y[train_rows], split.utts.subset(split.train_u))
+    train_rows = split.labelled_rows(split.train_u)
+    transitions = transition_matrix(
+        split.y[split.utts.rows(split.train_u)], split.utts.subset(split.train_u)
+    )
     prior = class_prior(split.y[train_rows])
     net, history = _fit(cfg, split, out, quiet, resume)
     if not is_main_process():
@@ -129,9 +131,13 @@ def _train(
         "model": cfg.model,
         "train_frames": len(train_rows),
         "train_utterances": len(split.train_u),
-        "val_frames": int(split.utts.lengths[split.val_u].sum()),
+        "val_frames": len(split.labelled_rows(split.val_u)),
         "val_utterances": len(split.val_u),
+        "untouched_frames": len(split.labelled_rows(split.hold_u)),
+        "untouched_utterances": len(split.hold_u),
         "utterance_split": True,
+        "layout": split.layout,
+        "single_row_utterances": split.singletons,
         "best_epoch": history.best_epoch,
         "epochs_run": len(history),
     }
@@ -139,12 +145,16 @@ def _train(
     if len(split.val_u):
         decoder.smoothing = _choose_smoothing(net, cfg, split, decoder, device)
         metrics.update(_smoothing_metrics(decoder.smoothing))
+    if len(split.hold_u):
+        metrics.update(_untouched_metrics(net, cfg, split, decoder, device))
     save_model(out / "model", net, cfg, ds.root, transitions, prior, decoder.smoothing, metrics)
+    if split.test_rows is not None:  # test rows inside the rebuilt utterances
+        metrics.update(_submit_chained(net, cfg, split, decoder, device, out, columns))
     # unmap the training rows before reading the test rows: one data set resident at a time
     del split
     ds.train_x = ds.train_y = None
-    if ds.test_x is not None:
-        metrics.update(_submit(net, cfg, ds, decoder, device, out / "submission.csv"))
+    if ds.test_x is not None and "test_frames" not in metrics:
+        metrics.update(_submit(net, cfg, ds, decoder, device, out / "submission.csv", columns))
     metrics["seconds"] = time.perf_counter() - t0
     atomic_write_json(out / "metrics.json", metrics)
     publish_run(out, target)
@@ -162,18 +172,13 @@ def run_settings(cfg: PhonemeConfig, ds: TimitData) -> dict[str, Any]:
     return {**to_dict(cfg), "data_files": {"folder": str(ds.root.resolve()), **files}}
 
 
-def _split(ds: TimitData, cfg: PhonemeConfig) -> _Split:
-    """Check the training rows and split their utterances into training and validation."""
-    x, y = ds.train_x, ds.train_y
-    assert x is not None and y is not None
-    check_finite(x, ds.root / "train_11.npy")
-    utts = ds.train_utterances()
-    train_u, val_u = split_by_utterance(utts, cfg.val_ratio, cfg.seed)
-    return _Split(x, y, utts, train_u, val_u)
+def _split(ds: TimitData, cfg: PhonemeConfig) -> RunData:
+    """Check the training rows, put them in utterance order and split them three ways."""
+    return prepare_data(ds, cfg.val_ratio, cfg.holdout_ratio, cfg.seed)
 
 
 def _fit(
-    cfg: PhonemeConfig, split: _Split, out: Path, quiet: bool, resume: bool = False
+    cfg: PhonemeConfig, split: RunData, out: Path, quiet: bool, resume: bool = False
 ) -> tuple[torch.nn.Module, History]:
     """Build the seeded network, train it with the Trainer, write its history and curves."""
     from trainlab.train import fit
@@ -188,7 +193,13 @@ def _fit(
         train_batches,
         val_batches,
         config=replace(
-            train_config(cfg, out / "training", quiet=quiet, has_val=len(split.val_u) > 0),
+            train_config(
+                cfg,
+                out / "training",
+                quiet=quiet,
+                has_val=len(split.val_u) > 0,
+                steps_per_epoch=len(train_batches),
+            ),
             resume=resume,
         ),
         metrics={"acc": masked_accuracy},
@@ -209,7 +220,7 @@ def _default_smoothing(cfg: PhonemeConfig) -> Smoothing:
 def _choose_smoothing(
     net: torch.nn.Module,
     cfg: PhonemeConfig,
-    split: _Split,
+    split: RunData,
     decoder: _Decoder,
     device: torch.device,
 ) -> Smoothing:
@@ -254,6 +265,7 @@ def _submit(
     decoder: _Decoder,
     device: torch.device,
     path: Path,
+    columns: tuple[str, str] = KAGGLE_COLUMNS,
 ) -> dict[str, Any]:
     """Classify and smooth the test rows, write the submission; returns the test counts."""
     assert ds.test_x is not None
@@ -262,8 +274,60 @@ def _submit(
     pred = apply_smoothing(
         lp, test_utts, decoder.smoothing, decoder.log_transitions, decoder.log_prior
     )
-    write_submission(path, pred)
+    write_submission(path, pred, columns)
     return {"test_frames": len(pred), "test_utterances": len(test_utts)}
+
+
+def _submit_chained(
+    net: torch.nn.Module,
+    cfg: PhonemeConfig,
+    split: RunData,
+    decoder: _Decoder,
+    device: torch.device,
+    out: Path,
+    columns: tuple[str, str],
+) -> dict[str, Any]:
+    """The submission of a shuffled layout: every rebuilt utterance classified and smoothed, the
+    test rows picked out in their file's order."""
+    assert split.test_rows is not None
+    lp = _posteriors(net, cfg, split.x, split.utts, None, device)
+    pred = apply_smoothing(
+        lp, split.utts, decoder.smoothing, decoder.log_transitions, decoder.log_prior
+    )[split.test_rows]
+    write_submission(out / "submission.csv", pred, columns)
+    lone = split.utts.lengths == 1
+    single = np.zeros(len(lp), dtype=bool)
+    single[split.utts.starts[lone]] = True
+    return {"test_frames": len(pred), "test_rows_framewise": int(single[split.test_rows].sum())}
+
+
+def _untouched_metrics(
+    net: torch.nn.Module,
+    cfg: PhonemeConfig,
+    split: RunData,
+    decoder: _Decoder,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Accuracy on the hold-out no choice has seen: raw, and with the smoothing chosen on validation."""
+    lp = _posteriors(net, cfg, split.x, split.utts, split.hold_u, device)
+    y = split.y[split.utts.rows(split.hold_u)]
+    known = y != IGNORE
+    pred = apply_smoothing(
+        lp,
+        split.utts.subset(split.hold_u),
+        decoder.smoothing,
+        decoder.log_transitions,
+        decoder.log_prior,
+    )
+    return {
+        "untouched_accuracy_raw": float((lp.argmax(1) == y)[known].mean()),
+        "untouched_accuracy": float((pred == y)[known].mean()),
+        "accuracy_note": (
+            "val_*: validation utterances, on which the best epoch and the smoothing were chosen; "
+            "untouched_*: held-out utterances no choice saw (untouched_accuracy: with the chosen "
+            "smoothing), the unbiased estimate"
+        ),
+    }
 
 
 def predict_phoneme(
@@ -273,8 +337,14 @@ def predict_phoneme(
     *,
     smoothing: str | None = None,
     device: str = "auto",
+    columns: tuple[str, str] = KAGGLE_COLUMNS,
 ) -> np.ndarray:
     """Classify every row of ``features`` (an (N, 429) ``.npy``) and write ``Id,Class`` to ``output``.
+
+    Rows in utterance order are read as they are; shuffled rows (an MLE-bench-style layout) are put
+    back into utterances from their overlaps, together with the rows of a ``train_11.npy`` beside
+    them when there is one (their utterances interleave); rows that chain with no other are
+    classified alone.
 
     Args:
         model: the training run's folder (or its ``model/``).
@@ -283,6 +353,7 @@ def predict_phoneme(
         smoothing: a name in :data:`~trainlab.phoneme.smoothing.SMOOTHERS`; default: the one
             chosen in training.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        columns: the CSV header (default Kaggle's ``Id,Class``; MLE-bench's is ``Id,ClassId``).
 
     Returns:
         (N,) int64 predicted classes.
@@ -294,17 +365,19 @@ def predict_phoneme(
     cfg: PhonemeConfig = info["config"]
     x = load_features(features)
     check_finite(x, features)
-    utts = load_utterances(features, x)
+    rows, utts, picked = prediction_rows(features, x)
     dev = resolve_device(device)
     net.to(dev)
-    lp = _posteriors(net, cfg, x, utts, None, dev)
+    lp = _posteriors(net, cfg, rows, utts, None, dev)
     chosen: Smoothing = info["smoothing"]
     if smoothing is not None and smoothing != chosen.method:
         if smoothing == AUTO:
             raise TrainlabError("smoothing 'auto' is chosen at training time; name a method")
         chosen = Smoothing(smoothing, chosen.window, chosen.transition_weight, chosen.prior_scale)
     pred = apply_smoothing(lp, utts, chosen, info["log_transitions"], info["log_prior"])
-    write_submission(output, pred)
+    if picked is not None:
+        pred = pred[picked]
+    write_submission(output, pred, columns)
     return pred
 
 
@@ -381,7 +454,7 @@ def load_for_diagnosis(
     return DiagnosisTarget(net.eval(), loss_fn, xb, yb, desc)
 
 
-def _batches(cfg: PhonemeConfig, split: _Split) -> tuple[Any, Any]:
+def _batches(cfg: PhonemeConfig, split: RunData) -> tuple[Any, Any]:
     """Training and validation batches (frames for the MLPs, whole utterances for the RNN)."""
     x, y, utts, train_u, val_u = split.x, split.y, split.utts, split.train_u, split.val_u
     train: Any
@@ -395,12 +468,13 @@ def _batches(cfg: PhonemeConfig, split: _Split) -> tuple[Any, Any]:
             cfg.utterances_per_batch,
             cfg.rnn_frames,
             shuffle=True,
+            chunk=cfg.chunk_frames,
         )
         val = UtteranceBatches(x, y, utts, val_u, 2 * cfg.utterances_per_batch, cfg.rnn_frames)
     else:
         # shuffled by torch's default generator, which fit seeds and checkpoints (exact resume)
-        train = FrameBatches(x, y, utts.rows(train_u), cfg.batch_size, shuffle=True)
-        val = FrameBatches(x, y, utts.rows(val_u), max(1024, 4 * cfg.batch_size))
+        train = FrameBatches(x, y, split.labelled_rows(train_u), cfg.batch_size, shuffle=True)
+        val = FrameBatches(x, y, split.labelled_rows(val_u), max(1024, 4 * cfg.batch_size))
     return train, (val if len(val_u) else None)
 
 
