@@ -22,7 +22,7 @@ from trainlab.covid.run import (
     train_covid,
 )
 from trainlab.covid.series import HistorySpec, time_order, with_history
-from trainlab.errors import ConfigError, DataError
+from trainlab.errors import DataError
 
 TINY = {
     "train": {"epochs": 4},
@@ -167,7 +167,7 @@ def test_2022_layout_trains(tmp_path: Path) -> None:
     synthetic_covid(tmp_path / "short", layout="2022", n_states=3, train_windows=12, test_windows=4)
     cfg = load_covid_config(overrides={**TINY, "report": ["blocked"], "ensemble_seeds": 1})
     # 5-day windows need a gap of 4 windows on each side of a validation chunk
-    with pytest.raises(ConfigError, match="leaves fold 2 no training rows"):
+    with pytest.raises(DataError, match=r"short.covid\.train\.csv: .*leaves fold 2 no training"):
         train_covid(tmp_path / "short", tmp_path / "o", cfg)
     synthetic_covid(tmp_path / "d", layout="2022", n_states=3, train_windows=24, test_windows=4)
     run = train_covid(tmp_path / "d", tmp_path / "o", cfg)
