@@ -42,7 +42,7 @@ class CourseDataset(Dataset):
         self.data = torch.from_numpy(x).float()
         self.label = torch.LongTensor(y.astype(np.int64))
 
-    def __getitem__(self, idx: int):  # type: ignore[no-untyped-def]
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.data[idx], self.label[idx]
 
     def __len__(self) -> int:

@@ -267,6 +267,8 @@ def _presets(args: argparse.Namespace) -> int:
                 "rnn_layers",
                 "rnn_hidden",
                 "rnn_frames",
+                "conv_layers",
+                "chunk_frames",
                 "dropout",
                 "utterances_per_batch",
             )
