@@ -15,7 +15,9 @@ class TrainConfig:
 
     Attributes:
         epochs: passes over the training data.
-        batch_size: rows per optimisation step.
+        batch_size: rows per optimisation step; under ``torchrun`` the global batch, summed
+            over ranks (each of N ranks takes ``batch_size / N`` rows), so the learning rate means
+            the same with any number of ranks.
         optimizer: a name from :func:`trainlab.optim.list_optimizers`.
         optimizer_kwargs: passed to the optimizer (``lr``, ``betas``, ``momentum``, ...).
         scheduler: a name from :func:`trainlab.optim.list_schedulers`; stepped once per step.
