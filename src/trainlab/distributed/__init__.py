@@ -14,7 +14,7 @@ distributed Hessian objective is :class:`trainlab.diagnose.distributed.Distribut
 """
 
 from trainlab.distributed.batchnorm import sync_batchnorm
-from trainlab.distributed.env import DistEnv, detect_env
+from trainlab.distributed.env import DistEnv, detect_env, restarted
 from trainlab.distributed.faults import PeerFailed, is_communication_error, training_session
 from trainlab.distributed.group import DistContext, backend_for, current, setup
 from trainlab.distributed.output import is_main_process, print_main
@@ -50,6 +50,7 @@ __all__ = [
     "is_main_process",
     "print_main",
     "reduce_sum_count",
+    "restarted",
     "setup",
     "shard_batches",
     "shard_bounds",

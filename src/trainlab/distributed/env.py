@@ -36,6 +36,12 @@ class DistEnv:
         return self.rank == 0
 
 
+def restarted() -> bool:
+    """Whether ``torchrun --max-restarts`` restarted this group after a failure (a run should
+    then resume from its checkpoint)."""
+    return os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") not in ("", "0")
+
+
 def detect_env(environ: Mapping[str, str] | None = None) -> DistEnv:
     """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (missing ones: a single process).
 

@@ -22,7 +22,7 @@ from trainlab._io import atomic_write_json
 from trainlab._threads import torch_threads
 from trainlab.config import to_dict
 from trainlab.diagnose.target import DiagnosisTarget
-from trainlab.distributed import is_main_process
+from trainlab.distributed import is_main_process, restarted
 from trainlab.errors import TrainlabError
 from trainlab.phoneme.batches import IGNORE, FrameBatches, UtteranceBatches, masked_accuracy
 from trainlab.phoneme.config import AUTO, DEFAULT_PRESET, PhonemeConfig, preset, train_config
@@ -113,6 +113,8 @@ def _train(
     if ds.test_x is not None:
         check_finite(ds.test_x, ds.root / "test_11.npy")
     # under torchrun rank 0 alone stages and publishes the run; the other ranks only train
+    # a group restarted by torchrun --max-restarts continues the run its first attempt staged
+    resume = resume or (restarted() and (staging_dir(target) / "config.json").is_file())
     out = (
         begin_run(target, run_settings(cfg, ds), resume=resume)
         if is_main_process()
