@@ -36,6 +36,10 @@ def test_unknown_scheduler_is_an_error_and_warmup_becomes_steps(tmp_path: Path):
     assert tc.scheduler == "cosine" and tc.scheduler_kwargs["warmup_steps"] == round(0.05 * 200)
     with pytest.raises(ConfigError, match="holdout_ratio"):
         resolve_config("mlp", None, val_ratio=0.5, holdout_ratio=0.5)
+    with pytest.raises(ConfigError, match="dropout"):
+        resolve_config("crnn", None, dropout=1.0)
+    with pytest.raises(ConfigError, match="positive"):
+        resolve_config("crnn", None, hidden=[16, -4])  # refused whatever the model
 
 
 def test_config_layers_preset_file_and_flags(tmp_path: Path):

@@ -131,6 +131,16 @@ class PhonemeConfig:
             raise ConfigError(f"rnn_frames must be odd and in 1..11, got {self.rnn_frames}")
         if self.epochs < 1 or self.batch_size < 1 or self.utterances_per_batch < 1:
             raise ConfigError("epochs, batch_size and utterances_per_batch must be at least 1")
+        for name in ("dropout", "input_dropout", "label_smoothing"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        sizes = [*self.hidden, self.rnn_hidden, self.rnn_layers, self.rnn_proj, self.conv_kernel]
+        if min(sizes) < 1:
+            raise ConfigError(
+                f"layer widths and counts must be positive: hidden={self.hidden}, "
+                f"rnn_hidden={self.rnn_hidden}, rnn_layers={self.rnn_layers}, "
+                f"rnn_proj={self.rnn_proj}, conv_kernel={self.conv_kernel}"
+            )
         if any(w < 1 or w % 2 != 1 for w in self.median_windows):
             raise ConfigError(f"median_windows must be odd and positive, got {self.median_windows}")
 
