@@ -22,6 +22,10 @@ class DataError(TrainlabError):
         self.problem = problem
         super().__init__(f"{path}: {problem}" if path is not None else problem)
 
+    def __reduce__(self) -> tuple[type[DataError], tuple[Path | None, str]]:
+        # so an error raised in a worker process reaches the parent intact
+        return (type(self), (self.path, self.problem))
+
 
 class ConfigError(TrainlabError):
     """A configuration file or value is invalid."""

@@ -199,3 +199,15 @@ def test_real_mfa_textgrids(shared_data: Path):
         lab = a.frame_labels(int((a.duration - 0.025) / 0.01) + 1)
         assert (lab >= 0).all()
     assert read_alignment(folder / "LJ001-0001.TextGrid").phones()[:3] == ["p", "r", "ih"]
+
+
+def test_speech_end_ignores_trailing_silence() -> None:
+    # Montreal Forced Aligner pads a final silence that may run past the audio; speech may not
+    from trainlab.phoneme.alignments import Alignment
+    from trainlab.phoneme.files import PHONE_TO_INDEX
+
+    sil, ah = PHONE_TO_INDEX["sil"], PHONE_TO_INDEX["ah"]
+    a = Alignment(np.array([0.0, 0.2, 0.6]), np.array([0.2, 0.6, 1.4]), np.array([sil, ah, sil]))
+    assert a.duration == 1.4 and a.speech_end == 0.6
+    b = Alignment(np.array([0.0, 0.2]), np.array([0.2, 1.4]), np.array([sil, ah]))
+    assert b.speech_end == 1.4

@@ -75,6 +75,16 @@ class Alignment:
     def duration(self) -> float:
         return float(self.ends[-1]) if len(self.ends) else 0.0
 
+    @property
+    def speech_end(self) -> float:
+        """End of the last segment that is not silence.
+
+        Aligners pad a trailing silence that may run past the audio (MFA does); only speech past
+        the end of the audio means the labels and the audio do not belong together.
+        """
+        speech = np.flatnonzero(self.labels != PHONE_TO_INDEX["sil"])
+        return float(self.ends[speech[-1]]) if len(speech) else 0.0
+
     def phones(self) -> list[str | None]:
         return [PHONES[k] if k >= 0 else None for k in self.labels.tolist()]
 

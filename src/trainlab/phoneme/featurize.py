@@ -260,10 +260,10 @@ def _featurize_one(
         return feats, None, False
     a = read_alignment(align, cfg.tier)
     seconds = len(samples) / cfg.sample_rate
-    if a.duration > seconds + OVERRUN_TOLERANCE_S:
+    if a.speech_end > seconds + OVERRUN_TOLERANCE_S:
         raise DataError(
             align,
-            f"the alignment runs to {a.duration:.3f} s, past the end of its audio {wav.name} "
+            f"the alignment's speech runs to {a.speech_end:.3f} s, past the end of its audio {wav.name} "
             f"({seconds:.3f} s): the labels would be misaligned (wrong file, or the audio cut?)",
         )
     labels = a.frame_labels(len(feats), cfg.frame_shift_ms / 1000, cfg.frame_length_ms / 1000)
