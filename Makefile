@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first, so that nothing below pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[speech,kaggle,dev]'
+	$(PY) -m pip install -q -e '.[speech,kaggle,dev,lightning]'
 	touch $(STAMP)
 
 demo: install

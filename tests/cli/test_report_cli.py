@@ -42,6 +42,7 @@ QUICK_VERDICTS = {
     "momentum": True,
     "adaptive": None,
     "batchnorm": True,
+    "doctor": True,
 }
 
 
@@ -51,12 +52,12 @@ def test_quick_report_end_to_end(tmp_path, capsys):
     assert main(["report", "--quick", "--out", str(out), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     assert f"report: {out / 'index.html'}" in captured.out
-    for n in range(1, 8):  # progress per section, with timing
-        assert f"[{n}/7] {n}. " in captured.err
-    assert captured.err.count("    done in ") == 7
+    for n in range(1, 9):  # progress per section, with timing
+        assert f"[{n}/8] {n}. " in captured.err
+    assert captured.err.count("    done in ") == 8
 
     results = json.loads((out / "results.json").read_text())
-    assert [s["number"] for s in results["sections"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert [s["number"] for s in results["sections"]] == [1, 2, 3, 4, 5, 6, 7, 8]
     for s in results["sections"]:
         assert s["status"] == "ok", (s["number"], s["error"])
         assert s["verdict"]["text"].endswith(".")
@@ -78,7 +79,7 @@ def test_quick_report_end_to_end(tmp_path, capsys):
     assert numbers["adaptive"]["adaptive_beats_sgd_on_data"] is True
     assert sum(numbers["adaptive"]["warmup_lowers_val_loss"].values()) == 1
     config = json.loads((out / "config.json").read_text())
-    assert config["report"]["quick"] is True and len(config["sections"]) == 7
+    assert config["report"]["quick"] is True and len(config["sections"]) == 8
 
     page = (out / "index.html").read_text()
     images = _Images()
@@ -93,7 +94,7 @@ def test_quick_report_end_to_end(tmp_path, capsys):
 def test_bad_section_numbers_exit_2(capsys):
     assert main(["report", "--sections", "1,9"]) == 2
     err = capsys.readouterr().err
-    assert "section numbers are 1 to 7" in err and len(err.strip().splitlines()) == 1
+    assert "section numbers are 1 to 8" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ def test_bad_settings_fail_before_anything_runs(tmp_path):
         run_report(cfg, {"momentum": {"stepz": 3}})
     assert not (tmp_path / "never").exists()
     with pytest.raises(ConfigError, match="sections must be numbers"):
-        ReportConfig(sections=[8])
+        ReportConfig(sections=[99])
     bad = tmp_path / "bad.json"
     bad.write_text('{"report": {"seed": "x"}}')
     with pytest.raises(ConfigError, match="seed"):

@@ -191,10 +191,17 @@ def test_default_callbacks_follow_the_config(tmp_path):
     user = Callback()
     quiet = default_callbacks(cfg(), stopper, None, [user])
     assert [type(c) for c in quiet] == [EarlyStopping, Callback, Progress]
+    from trainlab.doctor import DoctorCallback
+
     full = default_callbacks(cfg(out_dir=str(tmp_path)), stopper, None, [user])
-    assert [type(c) for c in full] == [EarlyStopping, Checkpoints, Callback, Progress, RunFiles]
+    assert [type(c) for c in full] == [
+        EarlyStopping, Checkpoints, DoctorCallback, Callback, Progress, RunFiles
+    ]  # fmt: skip
     no_ckpt = default_callbacks(cfg(out_dir=str(tmp_path), checkpoint=False), stopper, None)
-    assert [type(c) for c in no_ckpt] == [EarlyStopping, Progress, RunFiles]
+    assert [type(c) for c in no_ckpt] == [EarlyStopping, DoctorCallback, Progress, RunFiles]
+    no_doctor = default_callbacks(cfg(out_dir=str(tmp_path), checkpoint=False, doctor=False),
+                                  stopper, None)  # fmt: skip
+    assert [type(c) for c in no_doctor] == [EarlyStopping, Progress, RunFiles]
 
 
 def test_progress_prints_plain_lines_unless_quiet(capsys):

@@ -23,6 +23,7 @@ COMMANDS = {
     "covid": "trainlab.cli.covid",
     "phoneme": "trainlab.cli.phoneme",
     "diagnose": "trainlab.cli.diagnose",
+    "doctor": "trainlab.cli.doctor",
     "data": "trainlab.cli.data",
     "demo": "trainlab.cli.demo",
 }

@@ -17,7 +17,7 @@ from trainlab.errors import ConfigError
 
 __all__ = ["ALL_SECTIONS", "ReportConfig", "read_report_file", "rerun_command"]
 
-ALL_SECTIONS = [1, 2, 3, 4, 5, 6, 7]
+ALL_SECTIONS = [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 @dataclass
@@ -28,7 +28,7 @@ class ReportConfig:
         data: ``"digits"`` (scikit-learn's bundled 8x8 digits) or ``"mnist:DIR"``.
         out: the report folder (``index.html``, ``results.json``, ``config.json``, PNGs).
         quick: smaller experiments (seconds per section) instead of the full ones (minutes).
-        sections: section numbers to run (1-7).
+        sections: section numbers to run (1-8).
         seed: every section seeds everything with this before it starts.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"`` for the training runs.
         threads: CPU threads for PyTorch while the report runs (``0``: PyTorch's default). One

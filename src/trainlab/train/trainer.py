@@ -83,6 +83,7 @@ def fit(
         )
         steps = steps_per_epoch(train_batches, cfg.steps_per_epoch)
         state = _initial_state(model, cfg, device, steps, History(monitor=monitor, mode=cfg.mode))
+        state.extra["loss_fn"] = loss_fn  # for callbacks that evaluate the loss (the doctor)
         if dist_ctx is not None:
             state.parallel = DataParallel(dist_ctx, model)
         stopper = EarlyStopping(monitor, cfg.mode, cfg.patience, cfg.min_delta)
@@ -113,7 +114,8 @@ def default_callbacks(
     """The callbacks ``cfg`` asks for, around the user's, in the order :func:`fit` calls them.
 
     Early stopping first (it marks the best epoch), then checkpoints (written before any user
-    callback can interrupt), the user's, progress output, and last the run's files.
+    callback can interrupt), the doctor's records (``cfg.doctor``, with an ``out_dir``), the
+    user's, progress output, and last the run's files.
 
     Args:
         cfg: the settings.
@@ -136,6 +138,10 @@ def default_callbacks(
                 ckpt_dir, stopper, generator, cfg.resume, save=cfg.checkpoint, dist=dist_ctx
             )
         )
+    if cfg.out_dir is not None and cfg.doctor and main:
+        from trainlab.doctor.callback import DoctorCallback  # the doctor builds on this package
+
+        found.append(DoctorCallback(cfg.out_dir, resume=cfg.resume))
     found += list(user)
     found.append(Progress(cfg.quiet or not main, cfg.log_every))
     if cfg.out_dir is not None and main:
@@ -229,6 +235,7 @@ def _train_epoch(
             outputs = forward(net, inputs)
             loss = loss_fn(outputs, targets) if rows else zero_loss(outputs)
         state.loss, state.batch_size = loss.detach(), rows
+        state.extra["batch"] = (inputs, targets)
         if not torch.isfinite(loss):
             raise TrainingDiverged(_diverged_message(loss, state))
         optimizer.zero_grad(set_to_none=True)

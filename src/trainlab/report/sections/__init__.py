@@ -30,6 +30,7 @@ SECTIONS: dict[int, tuple[str, str]] = {
     5: ("momentum", "Momentum"),
     6: ("adaptive", "Adaptive learning rates and warm-up"),
     7: ("batchnorm", "Batch normalisation"),
+    8: ("doctor", "The doctor: the chapter's diagnosis, automated"),
 }
 
 

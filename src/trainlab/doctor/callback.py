@@ -1,0 +1,98 @@
+"""The doctor as a callback of trainlab's :func:`~trainlab.train.fit`.
+
+``fit`` attaches it by itself when the run has an ``out_dir`` and ``TrainConfig.doctor`` is on
+(the default), so every trainlab run folder holds ``doctor.jsonl`` and ``trainlab doctor RUN_DIR``
+works on it. It reads what the Trainer shares in :class:`~trainlab.train.callbacks.TrainState`:
+the loss function (``state.extra["loss_fn"]``), the current batch (``state.extra["batch"]``, whose
+first rows become the probe batch), the loss and batch size of each step, and each epoch's record
+(training and validation metrics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trainlab.doctor.monitor import Monitor, _batch_rows
+from trainlab.doctor.records import RECORDS_FILE
+from trainlab.train.callbacks import Callback, TrainState
+
+
+class DoctorCallback(Callback):
+    """Watch a :func:`~trainlab.train.fit` run with a :class:`~trainlab.doctor.monitor.Monitor`.
+
+    Args:
+        out_dir: where ``doctor.jsonl`` goes (the run folder).
+        resume: append to the records of an interrupted run instead of starting anew.
+        **monitor: settings of :class:`~trainlab.doctor.monitor.Monitor` (``overhead``,
+            ``probe_rows``, ``tensorboard``, ...).
+    """
+
+    def __init__(self, out_dir: str | Path, resume: bool = False, **monitor: Any) -> None:
+        self.out_dir = Path(out_dir)
+        self.resume = resume
+        self.settings = monitor
+        self.monitor: Monitor | None = None
+        self._probe_full = False
+
+    def on_fit_start(self, state: TrainState) -> None:
+        append = self.resume and (self.out_dir / RECORDS_FILE).is_file()
+        settings = {
+            "batch_size": state.config.batch_size,
+            "n_train": state.steps_per_epoch * state.config.batch_size or None,
+            "seed": state.config.seed,
+            **self.settings,
+        }
+        self.monitor = Monitor(
+            state.model, state.optimizer, self.out_dir, loss_fn=state.extra.get("loss_fn"),
+            append=append, **settings,
+        )  # fmt: skip
+        self.monitor.step_count, self.monitor.epoch = state.step, state.epoch
+
+    def on_after_backward(self, state: TrainState) -> None:
+        mon = self.monitor
+        if mon is None:
+            return
+        if not self._probe_full and "batch" in state.extra:
+            self._grow_probe(mon, *state.extra["batch"])
+        mon.batch_size = state.batch_size or mon.batch_size
+        mon.epoch = state.epoch
+        mon.before_step(state.loss)
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.monitor is not None:
+            self.monitor.after_step()
+
+    def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:
+        if self.monitor is not None:
+            metrics = {k: v for k, v in record.items() if k not in ("epoch", "time_s")}
+            self.monitor.epoch_end(epoch=state.epoch, **metrics)
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+
+    def on_exception(self, state: TrainState, error: BaseException) -> None:
+        if self.monitor is not None:
+            self.monitor.close(error)
+
+    def _grow_probe(self, mon: Monitor, inputs: Any, targets: Any) -> None:
+        """Append this batch to the probe batch until it has ``probe_rows`` rows."""
+        if mon._probe_x is None or mon._probe_y is None:
+            mon.set_probe(inputs, targets)
+        else:
+            try:
+                mon.set_probe(_cat(mon._probe_x, inputs), _cat(mon._probe_y, targets))
+            except (RuntimeError, TypeError):  # ragged batches (padded sequences): keep the first
+                self._probe_full = True
+        self._probe_full = self._probe_full or _batch_rows(mon._probe_x) >= mon.probe_rows
+
+
+def _cat(a: Any, b: Any) -> Any:
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return torch.cat([a, b.detach()])
+    if isinstance(a, (tuple, list)):
+        return type(a)(_cat(x, y) for x, y in zip(a, b))
+    raise TypeError("cannot join batches of this type")
