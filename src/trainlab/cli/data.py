@@ -41,4 +41,3 @@ def run_download(args: argparse.Namespace) -> int:
         for f in files[:20]:
             print(f"  {f}")
     return 0
-
