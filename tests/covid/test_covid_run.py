@@ -285,3 +285,38 @@ def test_default_beats_the_references_on_real_data(shared_data: Path, tmp_path: 
     assert run.metrics["test_rows"]["history_rows"] == 0
     sub = pd.read_csv(tmp_path / "submission.csv")
     assert len(sub) == 893 and sub["id"].tolist() == list(range(893))
+
+
+def test_train_writes_the_doctors_records_per_tier(
+    run_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """Every network of the final ensemble trained by gradient steps is watched: one run per
+    tier (its seeds train together), and ``trainlab doctor OUT`` reads them all."""
+    from trainlab.cli import main
+    from trainlab.doctor import read_records
+
+    folders = sorted(p.parent.name for p in (run_dir / "doctor").rglob("doctor.jsonl"))
+    assert folders == ["fallback", "history", "partial"]
+    for tier in folders:
+        records = read_records(run_dir / "doctor" / tier)
+        assert records.status == "finished"
+        assert len(records.epochs) == 4 and records.end is not None
+    assert main(["doctor", str(run_dir), "--quiet", "--no-plot"]) == 0
+    for tier in folders:
+        found = json.loads((run_dir / "doctor" / tier / "doctor.json").read_text())
+        assert found["findings"] and found["run"]["epochs"] == 4
+    # the doctor's files beside the model do not break the run's own checks
+    out = tmp_path / "p.csv"
+    predict_covid(run_dir, data_dir / "covid.test.csv", out)
+    assert out.read_text() == (run_dir / "submission.csv").read_text()
+
+
+def test_records_leave_the_training_unchanged(
+    data_dir: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    overrides = {**TINY, "plot": True, "train": {"epochs": 4, "doctor": False}}
+    cfg = load_covid_config(overrides=overrides)
+    train_covid(data_dir, tmp_path, cfg)
+    assert not (tmp_path / "doctor").exists()
+    for name in ("submission.csv", "model/model.pt", "model/member_1.pt"):
+        assert (tmp_path / name).read_bytes() == (run_dir / name).read_bytes(), name

@@ -59,6 +59,39 @@ def test_bad_inputs_are_one_line_and_exit_1(tmp_path, capsys, monkeypatch, setup
     assert err.count("\n") == 1
 
 
+def test_several_runs_in_subfolders_are_each_diagnosed(run_dir, tmp_path, capsys):
+    import shutil
+
+    top = tmp_path / "runs"
+    for sub in ("a", "b/c"):
+        (top / sub).mkdir(parents=True)
+        shutil.copy(run_dir / "doctor.jsonl", top / sub / "doctor.jsonl")
+    assert main(["doctor", str(top), "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("trainlab doctor: ") == 2 and f"{top / 'b' / 'c'} (finished" in out
+    assert (top / "a" / "doctor.json").is_file() and (top / "b" / "c" / "doctor.html").is_file()
+    assert main(["doctor", str(top), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    assert (tmp_path / "rep" / "b" / "c" / "doctor.json").is_file()
+
+
+def test_a_damaged_run_among_several_writes_nothing(run_dir, tmp_path, capsys):
+    import shutil
+
+    top = tmp_path / "runs"
+    for sub in ("a", "b"):
+        (top / sub).mkdir(parents=True)
+    shutil.copy(run_dir / "doctor.jsonl", top / "a" / "doctor.jsonl")
+    (top / "b" / "doctor.jsonl").write_text('garbage\n{"kind": "meta"}\n')
+    assert main(["doctor", str(top)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(top / "b" / "doctor.jsonl") in err
+    assert not (top / "a" / "doctor.json").exists()
+    (tmp_path / "file").write_text("x")
+    assert main(["doctor", str(top / "a"), "--out", str(tmp_path / "file")]) == 1
+    err = capsys.readouterr().err
+    assert "exists and is not a folder" in err and err.count("\n") == 1
+
+
 def _load_for_diagnosis(model_dir, data, batch, seed):
     from trainlab.diagnose import DiagnosisTarget
 

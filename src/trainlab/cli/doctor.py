@@ -7,6 +7,8 @@ import argparse
 HELP = "diagnose a training run from its records: the cause and the remedy"
 DESCRIPTION = (
     "trainlab doctor RUN_DIR reads the records a monitored run left in RUN_DIR/doctor.jsonl "
+    "(or, where RUN_DIR holds several runs in subfolders, as covid train's one per tier under "
+    "OUT/doctor, each of them) "
     "(trainlab's own runs write them; elsewhere trainlab.doctor.Monitor or the Lightning "
     "callback), whether the run finished, is still running or was killed, and writes "
     "RUN_DIR/doctor.json and RUN_DIR/doctor.html: the findings (cause, severity, evidence, "
@@ -45,11 +47,23 @@ def run(args: argparse.Namespace) -> int:
         return diagnose.run(args)
     if args.run_dir is None:
         raise TrainlabError("give RUN_DIR (a run folder with doctor.jsonl) or --model OUT")
-    from trainlab.doctor.report import examine
+    from pathlib import Path
 
-    report = examine(args.run_dir)
-    written = report.write(args.out, plots=not args.no_plot)
-    if not args.quiet:
-        print(report.summary())
-        print(f"wrote {', '.join(str(p) for p in written)}")
+    from trainlab.doctor.records import find_all_records
+    from trainlab.doctor.report import examine
+    from trainlab.runs import check_output_dir
+
+    found = find_all_records(args.run_dir)
+    out = None if args.out is None else check_output_dir(args.out)
+    reports = [examine(path) for path in found]  # every run read before anything is written
+    for i, report in enumerate(reports):
+        target = None
+        if out is not None:
+            rel = report.run_dir.relative_to(Path(args.run_dir)) if len(found) > 1 else Path()
+            target = out / rel
+            target.mkdir(parents=True, exist_ok=True)
+        written = report.write(target, plots=not args.no_plot)
+        if not args.quiet:
+            print(("\n" if i else "") + report.summary())
+            print(f"wrote {', '.join(str(p) for p in written)}")
     return 0

@@ -9,12 +9,15 @@ itself. :func:`fit_full_batch` takes exactly the steps the Trainer would take
 (:func:`trainlab.optim.create_scheduler`), the same loss, gradient clipping and order of
 ``zero_grad``, ``backward``, ``step`` and the schedule's step. The one difference: the Trainer
 shuffles the rows of its single batch every epoch, which changes only the order of a sum
-(rounding in the last bits). :func:`runs_full_batch` says when this path applies.
+(rounding in the last bits). :func:`runs_full_batch` says when this path applies. With
+``records``, the doctor's :class:`~trainlab.doctor.Monitor` watches the fit (it never changes it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -45,6 +48,7 @@ def fit_full_batch(
     train: tuple[torch.Tensor, torch.Tensor],
     tc: TrainConfig,
     curves: Mapping[str, tuple[torch.Tensor, torch.Tensor, Metric]] | None = None,
+    records: Path | None = None,
 ) -> History:
     """Train ``model`` on one batch for ``tc.epochs`` epochs, as :func:`trainlab.train.fit` would.
 
@@ -55,6 +59,7 @@ def fit_full_batch(
         tc: the settings (optimizer, schedule, weight decay, clipping, epochs, seed).
         curves: name -> (inputs, targets, metric) evaluated after every epoch in evaluation
             mode and recorded as ``name`` (learning curves); None records only the loss.
+        records: a folder for the doctor's records of this fit (None: not watched).
 
     Returns:
         The per-epoch records (``epoch``, ``train_loss``, ``lr`` and the curves).
@@ -66,18 +71,49 @@ def fit_full_batch(
     optimizer = create_optimizer(tc.optimizer, model.parameters(), **opt_kwargs)
     scheduler = create_scheduler(tc.scheduler, optimizer, tc.epochs, **tc.scheduler_kwargs)
     history = History(monitor="train_loss")
+    monitor = _monitor(model, optimizer, loss_fn, train, tc, records)
+    try:
+        _steps(model, loss_fn, train, tc, optimizer, scheduler, history, curves, monitor)
+    except BaseException as error:
+        if monitor is not None:
+            monitor.close(error)
+        raise
+    if monitor is not None:
+        monitor.close()
+    model.eval()
+    return history
+
+
+def _steps(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor],
+    tc: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    history: History,
+    curves: Mapping[str, tuple[torch.Tensor, torch.Tensor, Metric]] | None,
+    monitor: Any,
+) -> None:
     x, y = train
     for epoch in range(1, tc.epochs + 1):
         model.train()
         loss = loss_fn(model(x), y)
         if not torch.isfinite(loss):
+            if monitor is not None:
+                monitor.before_step(loss)  # records the divergence before stopping
             raise TrainingDiverged(f"epoch {epoch}: the training loss became {float(loss)}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        if monitor is not None:
+            monitor.epoch = epoch
+            monitor.before_step(loss)
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
+        if monitor is not None:
+            monitor.after_step()
         scheduler.step()
         record = {"epoch": float(epoch), "train_loss": float(loss.detach()), "lr": lr}
         if curves:
@@ -86,5 +122,25 @@ def fit_full_batch(
                 for name, (cx, cy, metric) in curves.items():
                     record[name] = metric(model(cx), cy)
         history.append(record)
-    model.eval()
-    return history
+        if monitor is not None:
+            monitor.epoch_end(epoch, train_loss=record["train_loss"])
+
+
+def _monitor(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor],
+    tc: TrainConfig,
+    records: Path | None,
+) -> Any:
+    """The doctor's monitor of this fit, or None without ``records``."""
+    if records is None:
+        return None
+    from trainlab.doctor import Monitor
+
+    x, y = train
+    return Monitor(
+        model, optimizer, records, loss_fn=loss_fn, probe=(x, y), batch_size=len(x),
+        n_train=len(x), seed=tc.seed, description=records.name,
+    )  # fmt: skip

@@ -14,6 +14,7 @@ import copy
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,6 +30,7 @@ from trainlab.covid.linear import fit_linear, ridge_path, solves_exactly
 from trainlab.covid.model import CovidMLP, make_loss
 from trainlab.covid.series import HISTORY_PREFIX, is_history_column
 from trainlab.covid.stacked import StackedMLP, stackable, stacked_loss
+from trainlab.covid.watch import records_folder
 from trainlab.errors import ConfigError
 from trainlab.train import Callback, History, TrainState, fit, predict
 
@@ -296,14 +298,18 @@ def fit_members(
     elif fixed and stackable(len(nets), m.batch_norm, m.dropout, m.linear_skip):
         stack = StackedMLP(nets, m.activation)
         loss_fn = stacked_loss(stack, cfg.loss, cfg.huber_delta, cfg.l1, cfg.l2)
-        histories[0] = _train(cfg, stack, loss_fn, prob, train_rows, val_rows, seeds[0], curves)
+        histories[0] = _train(
+            cfg, stack, loss_fn, prob, train_rows, val_rows, seeds[0], curves,
+            records_folder(names),
+        )  # fmt: skip
         stack.unstack(nets)
     else:
         for j, (net, seed) in enumerate(zip(nets, seeds)):
             loss_fn = make_loss(net, cfg.loss, cfg.huber_delta, cfg.l1, cfg.l2)
             histories[j] = _train(
-                cfg, net, loss_fn, prob, train_rows, val_rows, seed, curves and j == 0
-            )
+                cfg, net, loss_fn, prob, train_rows, val_rows, seed, curves and j == 0,
+                records_folder(names, j),
+            )  # fmt: skip
     return [
         Member(name, name.split("/")[0], seed, net.to("cpu").eval(), prob.features, prob.scaler,
                cfg.target, prob.mean, prob.std, copy.deepcopy(m), history)
@@ -320,9 +326,11 @@ def _train(
     val_rows: np.ndarray | None,
     seed: int,
     curves: bool,
+    records: Path | None = None,
 ) -> History:
     """The Trainer on ``train_rows`` (validation rows watched only where something reads them);
-    one full batch for fixed epochs takes the same steps without it (:mod:`.fullbatch`)."""
+    one full batch for fixed epochs takes the same steps without it (:mod:`.fullbatch`). With
+    ``records``, the doctor watches the fit and writes its records there."""
     tc = dataclasses.replace(cfg.train, seed=seed, quiet=True, out_dir=None)
     x_tr = torch.from_numpy(prob.x[train_rows])
     y_tr = torch.from_numpy(prob.y[train_rows])
@@ -341,8 +349,12 @@ def _train(
         watch = {"train_mse": (x_tr, y_tr, mse)} if curves else {}
         if curves and val is not None:
             watch["val_mse"] = (*val, mse)
-        return fit_full_batch(model, loss_fn, (x_tr, y_tr), tc, watch)
-    callbacks = [_TrainMSE(x_tr, y_tr, scale)] if curves else []
+        return fit_full_batch(model, loss_fn, (x_tr, y_tr), tc, watch, records)
+    callbacks: list[Callback] = [_TrainMSE(x_tr, y_tr, scale)] if curves else []
+    if records is not None:
+        from trainlab.doctor import DoctorCallback
+
+        callbacks.append(DoctorCallback(records, n_train=len(train_rows)))
     return fit(model, loss_fn, (x_tr, y_tr), val, tc, metrics={"mse": mse}, callbacks=callbacks)
 
 

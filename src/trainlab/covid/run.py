@@ -55,6 +55,7 @@ from trainlab.covid.resume import fit_cache, fit_scope
 from trainlab.covid.series import time_order, with_history
 from trainlab.covid.testlike import testlike_validate
 from trainlab.covid.validate import SchemeResult, cross_validate
+from trainlab.covid.watch import RECORDS_DIR, doctor_records
 from trainlab.diagnose.target import DiagnosisTarget
 from trainlab.errors import DataError
 from trainlab.runs import begin_run, check_output_dir, check_output_file, publish_run
@@ -126,11 +127,12 @@ def _train(
         f"{train.path}: {len(train)} rows ({train.layout.name} layout, {len(train.layout.states)} "
         f"states, {train.layout.n_days} days); {test.path}: {len(test)} rows"
     )
+    records = stage / RECORDS_DIR if cfg.train.doctor else None
     with fit_cache(fits):
         results = _cross_validate_all(cfg, train, order, log)
         testlike = _testlike(cfg, train, order, data_dir, say)
         later, problem = _simulate_later_days(cfg, train, order, data_dir, results, say)
-        with fit_scope("final"):
+        with fit_scope("final"), doctor_records(records):
             ensemble = fit_ensemble(cfg, train, order, data_dir, results[cfg.validation])
     test_pred, test_info = ensemble.predict_info(test)
     say(

@@ -207,27 +207,39 @@ class Records:
 
 
 def find_records(run_dir: str | Path) -> Path:
-    """The records file of ``run_dir``: ``run_dir/doctor.jsonl``, or the one in a subfolder
+    """The records file of ``run_dir``: ``run_dir/doctor.jsonl``, the one file in its subfolders
     (``trainlab phoneme train`` keeps its training run in ``OUT/training``), or ``run_dir``
     itself when it is the file.
 
     Raises:
-        DataError: no such folder, no records in it, or records in several subfolders.
+        DataError: no such folder, no records in it, or records of several runs in it.
+    """
+    found = find_all_records(run_dir)
+    if len(found) > 1:
+        listed = ", ".join(str(p.parent) for p in found[:4]) + (" ..." if len(found) > 4 else "")
+        raise DataError(run_dir, f"records of several runs in its subfolders ({listed}): name one")
+    return found[0]
+
+
+def find_all_records(run_dir: str | Path) -> list[Path]:
+    """Every records file of ``run_dir``: ``[run_dir/doctor.jsonl]`` when it has one, else those
+    of its subfolders at any depth, in order (``covid train`` keeps one run per tier of its
+    ensemble under ``OUT/doctor/``), or ``[run_dir]`` when it is the file.
+
+    Raises:
+        DataError: no such folder, or no records in it.
     """
     run_dir = Path(run_dir)
     if run_dir.is_file():
-        return run_dir
+        return [run_dir]
     if not run_dir.is_dir():
         raise DataError(run_dir, "no such run folder")
     path = run_dir / RECORDS_FILE
     if path.is_file():
-        return path
-    nested = sorted(run_dir.glob(f"*/{RECORDS_FILE}"))
-    if len(nested) == 1:
-        return nested[0]
+        return [path]
+    nested = sorted(p for p in run_dir.rglob(RECORDS_FILE) if p.is_file())
     if nested:
-        listed = ", ".join(str(p.parent) for p in nested[:4]) + (" ..." if len(nested) > 4 else "")
-        raise DataError(run_dir, f"records of several runs in its subfolders ({listed}): name one")
+        return nested
     raise DataError(
         run_dir,
         f"no {RECORDS_FILE} in this folder (was the run trained with trainlab's fit, the "
