@@ -2,7 +2,8 @@
 
 Library code raises :class:`TrainlabError` for anything the user can fix (a missing file, a bad
 column, a NaN, a corrupt checkpoint). The command line prints its message on one line and exits
-non-zero without a traceback; programming errors keep their tracebacks.
+non-zero without a traceback; programming errors keep their tracebacks. Merely suspicious input is
+a :class:`DataWarning` (a Python warning; the command line prints it on one line and goes on).
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ class DataError(TrainlabError):
 
     def __reduce__(self) -> tuple[type[DataError], tuple[Path | None, str]]:
         # so an error raised in a worker process reaches the parent intact
+        return (type(self), (self.path, self.problem))
+
+
+class DataWarning(UserWarning):
+    """A value that may be right but looks wrong (an outlier, a constant column): the run goes on,
+    and the command line prints the message on one line."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" if path is not None else problem)
+
+    def __reduce__(self) -> tuple[type[DataWarning], tuple[Path | None, str]]:
         return (type(self), (self.path, self.problem))
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trainlab.cli import main
@@ -324,3 +325,42 @@ def test_too_few_windows_for_blocked_folds_names_the_file(
     argv = ["covid", "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
     _fails_cleanly(capsys, argv, "covid.train.csv", "windows per state")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("outlier, message", [(True, "suspicious value 100 in column"),
+                                             (False, "holds 7 in every row")])  # fmt: skip
+def test_suspicious_values_warn_on_one_line_and_the_command_goes_on(
+    outlier: bool,
+    message: str,
+    base: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A possible but unlikely value (an outlier of its column, a constant column) is a warning
+    naming the file, row and column; the prediction is still written."""
+
+    def change(d: Path) -> None:
+        path = d / "covid.test.csv"
+        if outlier:  # 100% in the column of the narrowest spread
+            rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
+            iqr = [float(np.subtract(*np.percentile([float(r[c]) for r in rows], [75, 25])))
+                   for c in range(len(rows[0]))]  # fmt: skip
+            col = min(range(45, len(iqr)), key=lambda c: iqr[c])
+            _edit_cell(path, 4, col, "100")
+            return
+        lines = path.read_text().splitlines()
+        for r in range(1, len(lines)):
+            _edit_cell(path, r, 45, "7")
+
+    data = _data_copy(base, tmp_path, change)
+    out = tmp_path / "pred.csv"
+    argv = ["covid", "predict", "--model", str(base / "run"), "--input",
+            str(data / "covid.test.csv"), "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("trainlab: warning: ")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert str(data / "covid.test.csv") in lines[0]
+    if outlier:
+        assert "row 4 (line 5)" in lines[0]
+    assert "Traceback" not in err and out.is_file()

@@ -3,19 +3,23 @@
 Each subcommand lives in its own module under ``trainlab.cli`` and exposes ``HELP`` (one line),
 ``add_arguments(parser)`` and either ``run(args) -> int`` or, for a command with actions
 (``trainlab covid train``), one function per action set as the action parser's ``_run``. User errors (:class:`TrainlabError`) print one
-line and exit 1; bad arguments print one line and exit 2; nothing prints a traceback.
+line and exit 1; bad arguments print one line and exit 2; nothing prints a traceback. Data that is
+merely suspicious (:class:`~trainlab.errors.DataWarning`) prints one ``trainlab: warning:`` line and
+the command goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
 
 from trainlab import __version__
-from trainlab.errors import TrainlabError
+from trainlab.errors import DataWarning, TrainlabError
 
 # name -> module; order is the order shown by --help
 COMMANDS = {
@@ -65,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(run(args) or 0)
+        with _warnings_as_lines():
+            return int(run(args) or 0)
     except TrainlabError as e:
         print(f"trainlab: error: {e}", file=sys.stderr)
         return 1
@@ -76,6 +81,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trainlab: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Within the block, every :class:`DataWarning` prints as one line on stderr (each once)."""
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, DataWarning):
+            print(f"trainlab: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", DataWarning)
+        warnings.showwarning = show
+        yield
 
 
 def entry_point() -> NoReturn:

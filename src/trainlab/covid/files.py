@@ -15,13 +15,14 @@ a :class:`CovidFrame` (ids, inputs, target), :func:`load_covid_dir` reads a comp
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from trainlab.errors import DataError
+from trainlab.errors import DataError, DataWarning
 
 TARGET_FEATURE = "tested_positive"
 TRAIN_FILE = "covid.train.csv"
@@ -263,6 +264,7 @@ def _to_numeric(path: Path, df: pd.DataFrame, layout: CovidLayout) -> pd.DataFra
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise DataError(path, f"duplicate id {table['id'].iloc[i]} at row {i + 1}")
+    _warn_suspicious(path, table, layout)
     onehot = table[list(layout.states)].to_numpy()
     ok = np.isin(onehot, (0.0, 1.0)).all(axis=1) & (onehot.sum(axis=1) == 1)
     if not ok.all():
@@ -285,6 +287,41 @@ def _check_percentages(path: Path, col: str, values: np.ndarray) -> None:
             f"impossible value {values[i]:g} in column {col!r} at row {i + 1} (line {i + 2}): "
             f"a percentage must lie in [0, 100]; {int(bad.sum())} such cell(s) in that column",
         )
+
+
+#: A value further than this many interquartile ranges from its column's median is suspicious
+#: (the 2021 and 2022 files reach 8 at most).
+OUTLIER_IQRS = 20.0
+
+
+def _warn_suspicious(path: Path, table: pd.DataFrame, layout: CovidLayout) -> None:
+    """Warn (:class:`DataWarning`, naming the file, row and column) about values that are possible
+    but look wrong: far outliers of their column, and columns constant over a file of several rows.
+    """
+    skip = {"id", *layout.states}
+    for col in table.columns:
+        if col in skip:
+            continue
+        v = table[col].to_numpy()
+        if len(v) >= 4 and np.all(v == v[0]):
+            warnings.warn(DataWarning(path, f"column {col!r} holds {v[0]:g} in every row"),
+                          stacklevel=2)  # fmt: skip
+            continue
+        q1, med, q3 = np.percentile(v, [25, 50, 75])
+        if len(v) < 8 or q3 <= q1:
+            continue
+        far = np.abs(v - med) > OUTLIER_IQRS * (q3 - q1)
+        if far.any():
+            i = int(np.flatnonzero(far)[0])
+            warnings.warn(
+                DataWarning(
+                    path,
+                    f"suspicious value {v[i]:g} in column {col!r} at row {i + 1} (line {i + 2}): "
+                    f"{abs(v[i] - med) / (q3 - q1):.0f} interquartile ranges from the column's "
+                    f"median {med:g}; {int(far.sum())} such cell(s) in that column",
+                ),
+                stacklevel=2,
+            )
 
 
 _NONFINITE = {"nan", "inf", "infinity", "na", "n/a", "null", "none"}
