@@ -13,7 +13,7 @@ from trainlab.phoneme.models import SequenceRNN, build_model
 
 
 def test_presets_match_the_task():
-    assert PRESETS.names() == ["crnn", "mlp", "rnn", "sample"]
+    assert PRESETS.names() == ["crnn", "mlp", "rnn", "sample", "tcn"]
     s = preset("sample")
     net = build_model(s)
     widths = [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
@@ -40,6 +40,10 @@ def test_unknown_scheduler_is_an_error_and_warmup_becomes_steps(tmp_path: Path):
         resolve_config("crnn", None, dropout=1.0)
     with pytest.raises(ConfigError, match="positive"):
         resolve_config("crnn", None, hidden=[16, -4])  # refused whatever the model
+    with pytest.raises(ConfigError, match="no layers"):
+        resolve_config("tcn", None, conv_layers=0)
+    with pytest.raises(ConfigError, match="conv_dilations"):
+        resolve_config("tcn", None, conv_dilations=[1, -2])
 
 
 def test_config_layers_preset_file_and_flags(tmp_path: Path):
@@ -57,5 +61,5 @@ def test_config_layers_preset_file_and_flags(tmp_path: Path):
 
 
 def test_unknown_preset_lists_the_registered_ones():
-    with pytest.raises(ConfigError, match="crnn, mlp, rnn, sample"):
+    with pytest.raises(ConfigError, match="crnn, mlp, rnn, sample, tcn"):
         resolve_config("cnn")

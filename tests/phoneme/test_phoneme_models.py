@@ -67,11 +67,14 @@ def test_birnn_equals_packed_bidirectional_lstm_in_float64():
     torch.testing.assert_close(gx_got, gx_want, atol=1e-12, rtol=1e-12)
 
 
-@pytest.mark.parametrize(("cell", "conv_layers"), [("lstm", 0), ("gru", 2)])
-def test_padding_does_not_change_a_sequences_outputs(cell: str, conv_layers: int):
+@pytest.mark.parametrize(
+    ("cell", "conv_layers", "num_layers"), [("lstm", 0, 2), ("gru", 2, 2), ("gru", 3, 0)]
+)
+def test_padding_does_not_change_a_sequences_outputs(cell: str, conv_layers: int, num_layers: int):
     torch.manual_seed(0)
-    net = SequenceRNN(10, hidden_size=6, num_layers=2, proj_size=6, cell=cell,
-                      conv_layers=conv_layers, conv_kernel=3).eval()  # fmt: skip
+    net = SequenceRNN(10, hidden_size=6, num_layers=num_layers, proj_size=6, cell=cell,
+                      conv_layers=conv_layers, conv_kernel=3,
+                      conv_dilations=(1, 2, 4)).eval()  # fmt: skip
     x = torch.randn(1, 5, 10)
     padded = torch.cat([x, torch.randn(1, 4, 10)], dim=1)
     a = net(x, torch.tensor([5]))
@@ -99,3 +102,55 @@ def test_conv_front_end_is_residual_and_sees_neighbours():
     h2[0, 3] += 1.0  # frame 3 reaches frames 2..4 only (kernel 3)
     diff = (conv(h2, torch.tensor([7])) - out).abs().sum(-1)[0]
     assert (diff[[2, 3, 4]] > 0).all() and (diff[[0, 1, 5, 6]] == 0).all()
+
+
+def test_tcn_context_is_the_dilated_receptive_field():
+    """Without a recurrence, frame t's output depends on exactly the frames within
+    sum((kernel - 1) / 2 * dilation) of t: (1 + 2 + 4) * 1 = 7 on each side for kernel 3."""
+    torch.manual_seed(0)
+    net = SequenceRNN(5, num_layers=0, proj_size=4, conv_layers=3, conv_kernel=3,
+                      conv_dilations=(1, 2, 4)).eval()  # fmt: skip
+    assert net.rnn is None and net.head[-1].in_features == 4
+    x = torch.randn(1, 30, 5)
+    base = net(x, torch.tensor([30]))
+    x2 = x.clone()
+    x2[0, 15] += 1.0
+    changed = (net(x2, torch.tensor([30])) - base).abs().sum(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == list(range(8, 23))
+    with pytest.raises(ConfigError, match="dilations"):
+        SequenceRNN(5, num_layers=0, conv_layers=1, conv_dilations=(0,))
+
+
+def test_members_train_on_their_own_losses_and_average_probabilities():
+    from trainlab.phoneme.models import MemberLoss, Members
+
+    torch.manual_seed(0)
+    nets = [FrameMLP(hidden=[8], activation="relu").double() for _ in range(3)]
+    ens = Members(nets)
+    x, y = torch.randn(6, 429, dtype=torch.float64), torch.randint(0, 39, (6,))
+    ce = torch.nn.CrossEntropyLoss()
+    loss = MemberLoss(ce)(ens.train()(x), y)
+    torch.testing.assert_close(loss, sum(ce(n(x), y) for n in nets) / 3)
+    loss.backward()
+    for net in nets:  # each member's gradient is its own loss's, scaled by 1/3
+        (g,) = torch.autograd.grad(ce(net(x), y) / 3, [net.net[0].weight])
+        torch.testing.assert_close(net.net[0].weight.grad, g)
+    out = ens.eval()(x)
+    mean = torch.stack([torch.softmax(n(x), -1) for n in nets]).mean(0)
+    torch.testing.assert_close(out, mean.log())
+    torch.testing.assert_close(out.log_softmax(-1), out)  # read as logits, unchanged
+
+
+def test_build_model_draws_the_members_in_turn():
+    from trainlab.phoneme.config import resolve_config
+    from trainlab.phoneme.models import Members, build_model, describe
+
+    cfg = resolve_config("tcn", None, conv_layers=2, rnn_proj=8, members=2)
+    torch.manual_seed(0)
+    ens = build_model(cfg)
+    torch.manual_seed(0)
+    first = build_model(resolve_config("tcn", None, conv_layers=2, rnn_proj=8))
+    assert isinstance(ens, Members) and len(ens.members) == 2
+    torch.testing.assert_close(ens.members[0].state_dict(), first.state_dict())
+    assert not torch.equal(ens.members[1].head[-1].weight, first.head[-1].weight)
+    assert describe(cfg) == "TCN 2x8 (kernel 5, dilations 1,2,4,8), 2 members"

@@ -26,11 +26,14 @@ TINY_RNN = {"rnn_hidden": 24, "rnn_layers": 1, "rnn_proj": 24, "rnn_frames": 3, 
 
 
 TINY_CRNN = {**TINY_RNN, "conv_layers": 1, "chunk_frames": 20}
+TINY_TCN = {"rnn_proj": 24, "conv_layers": 2, "conv_dilations": [1, 2], "epochs": 3,
+            "utterances_per_batch": 8, "lr": 1e-2}  # fmt: skip
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("model", "tiny"), [("mlp", TINY_MLP), ("rnn", TINY_RNN), ("crnn", TINY_CRNN)]
+    ("model", "tiny"),
+    [("mlp", TINY_MLP), ("rnn", TINY_RNN), ("crnn", TINY_CRNN), ("tcn", TINY_TCN)],
 )
 def test_train_writes_everything_and_learns(data: Path, tmp_path: Path, model: str, tiny: dict):
     out = tmp_path / model

@@ -83,6 +83,11 @@ def _add_train(sub: Any) -> None:
         "--config", help="TOML or JSON file of settings (see 'trainlab phoneme presets')"
     )
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument(
+        "--members",
+        type=int,
+        help="networks trained side by side and averaged (an ensemble; default: the preset's)",
+    )
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--device", help="auto, cpu, cuda or mps")
     p.add_argument(
@@ -175,6 +180,7 @@ def _train(args: argparse.Namespace) -> int:
             args.model,
             args.config,
             epochs=args.epochs,
+            members=args.members,
             seed=args.seed,
             device=args.device,
             smoothing=args.smoothing,

@@ -1,6 +1,6 @@
 """Settings of a phoneme run: one typed dataclass and the registry of named presets.
 
-The presets (:data:`PRESETS`: ``sample``, ``mlp``, ``rnn``, ``crnn``) name the architectures too: a config's
+The presets (:data:`PRESETS`: ``sample``, ``mlp``, ``rnn``, ``crnn``, ``tcn``) name the architectures too: a config's
 ``model`` is the preset it started from. A run's settings resolve in layers: the preset named by
 ``--model`` (or the file's ``model`` key, else :data:`DEFAULT_PRESET`), then the TOML/JSON file
 given with ``--config``, then command-line flags. :func:`train_config` turns the settings into the
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from trainlab.train import TrainConfig
 
 DEFAULT_PRESET = "crnn"
-SEQUENCE_MODELS = ("rnn", "crnn")  # presets whose network reads whole utterances
+SEQUENCE_MODELS = ("rnn", "crnn", "tcn")  # presets whose network reads whole utterances
 AUTO = "auto"  # the smoothing setting that picks the best method on the validation utterances
 
 
@@ -32,8 +32,8 @@ class PhonemeConfig:
 
     Attributes:
         model: the preset and architecture: ``sample``/``mlp`` (framewise MLP), ``rnn``
-            (bidirectional RNN) or ``crnn`` (convolutional front end + bidirectional RNN); a name
-            in :data:`PRESETS`.
+            (bidirectional RNN), ``crnn`` (convolutional front end + bidirectional RNN) or ``tcn``
+            (dilated convolutions over time, no recurrence); a name in :data:`PRESETS`.
         hidden: MLP hidden widths.
         activation: MLP activation, a name in :data:`trainlab.nn.mlp.ACTIVATIONS`.
         batch_norm: BatchNorm after each MLP hidden layer.
@@ -41,14 +41,17 @@ class PhonemeConfig:
         input_dropout: dropout on the MLP's input features.
         rnn_cell: ``lstm`` or ``gru``.
         rnn_hidden: RNN units per direction.
-        rnn_layers: stacked bidirectional layers.
+        rnn_layers: stacked bidirectional layers (0: none, the convolutions alone).
         rnn_proj: width of the RNN's input projection.
         rnn_frames: context frames of each row fed per time step (odd, 1..11).
         conv_layers: residual 1-D convolution blocks before the RNN (0 = none).
         conv_kernel: their kernel width in frames (odd).
+        conv_dilations: their dilations, cycled over the blocks (``[1, 2, 4, 8]``: a TCN).
         chunk_frames: train the sequence model on pieces of this many frames cut from the
             utterances at random offsets each epoch (0 = whole utterances); validation and
             prediction always read whole utterances.
+        members: networks of this design trained side by side from successive draws of the
+            seeded generator, their probabilities averaged (an ensemble; 1 = one network).
         utterances_per_batch: RNN batch size in utterances (in pieces with ``chunk_frames``).
         warmup: share of the training steps spent warming the learning rate up linearly (for the
             ``cosine`` and ``warmup`` schedules; a ``warmup_steps`` in ``scheduler_kwargs`` wins).
@@ -84,7 +87,9 @@ class PhonemeConfig:
     rnn_frames: int = 11
     conv_layers: int = 0
     conv_kernel: int = 5
+    conv_dilations: list[int] = field(default_factory=lambda: [1])
     chunk_frames: int = 0
+    members: int = 1
     utterances_per_batch: int = 16
     warmup: float = 0.0
     epochs: int = 20
@@ -129,18 +134,24 @@ class PhonemeConfig:
             raise ConfigError("conv_layers and chunk_frames must be >= 0, warmup in [0, 1)")
         if self.rnn_frames % 2 != 1 or not 1 <= self.rnn_frames <= 11:
             raise ConfigError(f"rnn_frames must be odd and in 1..11, got {self.rnn_frames}")
-        if self.epochs < 1 or self.batch_size < 1 or self.utterances_per_batch < 1:
-            raise ConfigError("epochs, batch_size and utterances_per_batch must be at least 1")
+        if min(self.epochs, self.batch_size, self.utterances_per_batch, self.members) < 1:
+            raise ConfigError(
+                "epochs, batch_size, utterances_per_batch and members must be at least 1"
+            )
         for name in ("dropout", "input_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        sizes = [*self.hidden, self.rnn_hidden, self.rnn_layers, self.rnn_proj, self.conv_kernel]
-        if min(sizes) < 1:
+        sizes = [*self.hidden, self.rnn_hidden, self.rnn_proj, self.conv_kernel]
+        if min(sizes) < 1 or self.rnn_layers < 0:
             raise ConfigError(
                 f"layer widths and counts must be positive: hidden={self.hidden}, "
                 f"rnn_hidden={self.rnn_hidden}, rnn_layers={self.rnn_layers}, "
                 f"rnn_proj={self.rnn_proj}, conv_kernel={self.conv_kernel}"
             )
+        if self.rnn_layers == 0 and self.conv_layers == 0:
+            raise ConfigError("rnn_layers and conv_layers are both 0: the model has no layers")
+        if not self.conv_dilations or min(self.conv_dilations) < 1:
+            raise ConfigError(f"conv_dilations must be positive, got {self.conv_dilations}")
         if any(w < 1 or w % 2 != 1 for w in self.median_windows):
             raise ConfigError(f"median_windows must be odd and positive, got {self.median_windows}")
 
@@ -226,6 +237,33 @@ def _crnn() -> PhonemeConfig:
         utterances_per_batch=32,
         dropout=0.2,
         epochs=15,
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=1e-2,
+        scheduler="cosine",
+        warmup=0.05,
+        grad_clip=1.0,
+        label_smoothing=0.1,
+    )
+
+
+@PRESETS.register(
+    "tcn",
+    "a temporal convolutional network: 8 residual dilated convolutions (dilations 1-8, about "
+    "1.2 s of context) over whole utterances, AdamW, warm-up + cosine",
+)
+def _tcn() -> PhonemeConfig:
+    return PhonemeConfig(
+        model="tcn",
+        rnn_layers=0,  # no recurrence: the convolutions see +-60 frames
+        rnn_proj=256,
+        rnn_frames=3,
+        conv_layers=8,
+        conv_kernel=5,
+        conv_dilations=[1, 2, 4, 8],
+        utterances_per_batch=16,
+        dropout=0.2,
+        epochs=20,
         optimizer="adamw",
         lr=3e-3,
         weight_decay=1e-2,

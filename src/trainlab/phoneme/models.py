@@ -1,4 +1,4 @@
-"""Networks for framewise phoneme classification: the course's MLP, a strong MLP and a BiLSTM/GRU.
+"""Networks for framewise phoneme classification: the course's MLP, a strong MLP, a BiLSTM/GRU, a TCN.
 
 * :class:`FrameMLP` with ``hidden=(1024, 512, 128)`` and sigmoid is the ml2021spring-hw2 sample
   model (429-1024-512-128-39); with BatchNorm, a ReLU-family activation and dropout it is the
@@ -7,13 +7,15 @@
   2005, "Framewise phoneme classification with bidirectional LSTM"), one output per frame; the
   backward direction starts at each utterance's real end (:class:`BiRNN`). An optional
   convolutional front end (:class:`ConvFrontEnd`, residual 1-D convolutions over time, as in
-  CRNN/DeepSpeech-style acoustic models) supplies local context before the recurrence.
+  CRNN/DeepSpeech-style acoustic models) supplies local context before the recurrence; with
+  dilated convolutions and no recurrence it is a temporal convolutional network (TCN).
 
 :func:`build_model` turns a :class:`~trainlab.phoneme.config.PhonemeConfig` into one of them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -117,21 +119,35 @@ class ConvFrontEnd(nn.Module):
     """Residual blocks ``x + Dropout(GELU(BatchNorm(Conv1d(x))))`` over time, padding held at zero.
 
     (B, T, C) -> (B, T, C). Frames past each sequence's length are zeroed before every
-    convolution, so a sequence's outputs do not depend on the padding after it.
+    convolution, so a sequence's outputs do not depend on the padding after it. Block ``i`` is
+    dilated by ``dilations[i % len(dilations)]`` (a temporal convolutional network, Bai et al.
+    2018, with dilations 1, 2, 4, 8: each block of kernel k widens the context by
+    ``(k - 1) * dilation`` frames).
     """
 
-    def __init__(self, channels: int, layers: int, kernel: int, dropout: float) -> None:
+    def __init__(
+        self,
+        channels: int,
+        layers: int,
+        kernel: int,
+        dropout: float,
+        dilations: Sequence[int] = (1,),
+    ) -> None:
         super().__init__()
         if kernel % 2 != 1:
             raise ConfigError(f"conv_kernel must be odd, got {kernel}")
+        if not dilations or min(dilations) < 1:
+            raise ConfigError(f"conv_dilations must be positive, got {list(dilations)}")
         self.blocks = nn.ModuleList(
             nn.Sequential(
-                nn.Conv1d(channels, channels, kernel, padding=kernel // 2, bias=False),
+                nn.Conv1d(
+                    channels, channels, kernel, padding=d * (kernel // 2), dilation=d, bias=False
+                ),  # fmt: skip
                 nn.BatchNorm1d(channels),
                 nn.GELU(),
                 nn.Dropout(dropout),
             )
-            for _ in range(layers)
+            for d in (dilations[i % len(dilations)] for i in range(layers))
         )
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
@@ -145,6 +161,9 @@ class ConvFrontEnd(nn.Module):
 
 class SequenceRNN(nn.Module):
     """Input projection, [a convolutional front end], a bidirectional LSTM/GRU stack, a classifier.
+
+    With ``num_layers=0`` there is no recurrence: the classifier reads the convolutions' output
+    (a purely convolutional sequence model, many times faster than a recurrence on CPUs).
 
     ``forward(x, lengths)``: x (B, T, D) padded utterances, lengths (B,) -> logits (B, T, C);
     outputs at padded positions are meaningless and must be masked by the loss.
@@ -161,6 +180,7 @@ class SequenceRNN(nn.Module):
         proj_size: int = 256,
         conv_layers: int = 0,
         conv_kernel: int = 5,
+        conv_dilations: Sequence[int] = (1,),
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -172,16 +192,65 @@ class SequenceRNN(nn.Module):
             nn.Dropout(dropout),
         )
         self.conv = (
-            ConvFrontEnd(proj_size, conv_layers, conv_kernel, dropout) if conv_layers else None
+            ConvFrontEnd(proj_size, conv_layers, conv_kernel, dropout, conv_dilations)
+            if conv_layers
+            else None
         )
-        self.rnn = BiRNN(proj_size, hidden_size, num_layers, cell, dropout)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden_size, num_classes))
+        self.rnn = BiRNN(proj_size, hidden_size, num_layers, cell, dropout) if num_layers else None
+        width = 2 * hidden_size if num_layers else proj_size
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         h = self.proj(x)  # (B, T, D) -> (B, T, P)
         if self.conv is not None:
             h = self.conv(h, lengths)
-        return self.head(self.rnn(h, lengths))  # (B, T, 2H) -> (B, T, C)
+        if self.rnn is not None:
+            h = self.rnn(h, lengths)  # (B, T, P) -> (B, T, 2H)
+        return self.head(h)  # -> (B, T, C)
+
+
+class Members(nn.Module):
+    """An ensemble of networks of one design trained side by side, their probabilities averaged.
+
+    In training mode the members' outputs are stacked along the batch (member ``m``'s outputs
+    are rows ``m*B .. (m+1)*B - 1``), and :class:`MemberLoss` repeats the targets to match: the
+    loss is the mean of the members' own losses, so each member learns from its own
+    initialisation and dropout masks on the same batches, as it would alone (one optimizer, one
+    clipping norm over all of them). In evaluation mode the output is the log of the members'
+    mean softmax probability: log-probabilities, which ``log_softmax`` leaves unchanged, so
+    inference, validation and smoothing read it as any network's logits.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        outs = [m(*inputs) for m in self.members]
+        if self.training:
+            return torch.cat(outs, dim=0)
+        logp = torch.stack([_at_least_float(o).log_softmax(dim=-1) for o in outs])
+        return torch.logsumexp(logp, dim=0) - math.log(len(outs))
+
+
+def _at_least_float(x: Tensor) -> Tensor:
+    """``x`` in float32 if it is in a lower precision (bf16 autocast), else as it is."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+class MemberLoss(nn.Module):
+    """``loss(outputs, targets)`` for :class:`Members`: when ``outputs`` has ``k`` times the
+    targets' rows (k members in training mode), the targets are repeated ``k`` times."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        k = outputs.shape[0] // max(1, targets.shape[0])
+        if k > 1 and outputs.shape[0] == k * targets.shape[0]:
+            targets = targets.repeat(k, *([1] * (targets.dim() - 1)))
+        return self.loss(outputs, targets)
 
 
 class FlatFrames(nn.Module):
@@ -201,14 +270,36 @@ class FlatFrames(nn.Module):
 
 
 def build_model(config: PhonemeConfig) -> nn.Module:
-    """The network ``config`` describes: a :class:`SequenceRNN` for sequence presets, else a :class:`FrameMLP`.
+    """The network ``config`` describes: a :class:`SequenceRNN` for sequence presets, else a
+    :class:`FrameMLP`; with ``config.members > 1``, that many of them in :class:`Members`.
 
     Args:
         config: the run's settings.
 
     Returns:
-        The untrained network (weights drawn from torch's global generator).
+        The untrained network (weights drawn from torch's global generator, member after member).
     """
+    if config.members > 1:
+        return Members([_build_one(config) for _ in range(config.members)])
+    return _build_one(config)
+
+
+def describe(config: PhonemeConfig) -> str:
+    """The architecture in a few words (``bi-GRU 2x192 after 2 convolutions``, ``TCN 8x256``)."""
+    if not config.sequence:
+        widths = "-".join(str(h) for h in [ROW_DIM, *config.hidden, NUM_CLASSES])
+        text = f"MLP {widths} ({config.activation})"
+    elif config.rnn_layers == 0:
+        dil = ",".join(str(d) for d in config.conv_dilations)
+        text = f"TCN {config.conv_layers}x{config.rnn_proj} (kernel {config.conv_kernel}, dilations {dil})"
+    else:
+        text = f"bi-{config.rnn_cell.upper()} {config.rnn_layers}x{config.rnn_hidden}"
+        if config.conv_layers:
+            text += f" after {config.conv_layers} convolutions"
+    return text + (f", {config.members} members" if config.members > 1 else "")
+
+
+def _build_one(config: PhonemeConfig) -> nn.Module:
     if config.sequence:
         return SequenceRNN(
             in_features=FEATURE_DIM * config.rnn_frames,
@@ -219,6 +310,7 @@ def build_model(config: PhonemeConfig) -> nn.Module:
             proj_size=config.rnn_proj,
             conv_layers=config.conv_layers,
             conv_kernel=config.conv_kernel,
+            conv_dilations=config.conv_dilations,
         )
     return FrameMLP(
         ROW_DIM,

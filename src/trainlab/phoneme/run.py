@@ -27,8 +27,6 @@ from trainlab.errors import TrainlabError
 from trainlab.phoneme.batches import IGNORE, FrameBatches, UtteranceBatches, masked_accuracy
 from trainlab.phoneme.config import AUTO, DEFAULT_PRESET, PhonemeConfig, preset, train_config
 from trainlab.phoneme.files import (
-    NUM_CLASSES,
-    ROW_DIM,
     TimitData,
     Utterances,
     check_finite,
@@ -41,7 +39,7 @@ from trainlab.phoneme.infer import (
     log_posteriors,
     write_submission,
 )
-from trainlab.phoneme.models import FlatFrames, build_model
+from trainlab.phoneme.models import FlatFrames, MemberLoss, build_model, describe
 from trainlab.phoneme.saved import load_model, save_model
 from trainlab.phoneme.smoothing import Smoothing, apply_smoothing, class_prior, transition_matrix
 from trainlab.phoneme.split import RunData, prediction_rows, prepare_data
@@ -191,7 +189,9 @@ def _fit(
     train_batches, val_batches = _batches(cfg, split)
     history = fit(
         model,
-        torch.nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=cfg.label_smoothing),
+        MemberLoss(
+            torch.nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=cfg.label_smoothing)
+        ),
         train_batches,
         val_batches,
         config=replace(
@@ -447,12 +447,11 @@ def load_for_diagnosis(
             which
         )
         frames = int(utts.lengths[which].sum())
-        desc = f"phoneme bi-{cfg.rnn_cell.upper()} {cfg.rnn_layers}x{cfg.rnn_hidden}, {len(which)} utterances ({frames} frames)"
+        desc = f"phoneme {describe(cfg)}, {len(which)} utterances ({frames} frames)"
         return DiagnosisTarget(FlatFrames(net).eval(), loss_fn, inputs, targets, desc)
     rows = np.sort(rng.choice(len(x), size=min(batch, len(x)), replace=False))
     xb, yb = next(iter(FrameBatches(x, y, rows, len(rows))))
-    widths = "-".join(str(h) for h in [ROW_DIM, *cfg.hidden, NUM_CLASSES])
-    desc = f"phoneme {cfg.model} MLP {widths} ({cfg.activation}), {len(rows)} training frames"
+    desc = f"phoneme {cfg.model} {describe(cfg)}, {len(rows)} training frames"
     return DiagnosisTarget(net.eval(), loss_fn, xb, yb, desc)
 
 
