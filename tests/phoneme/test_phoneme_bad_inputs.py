@@ -329,6 +329,27 @@ def train_dropout_of_one(c, tmp):
     return _train(c["data"], tmp, cfg), cfg
 
 
+def _setting_case(text: str) -> None:
+    def make(c, tmp):
+        cfg = _bad_config(tmp, text)
+        return _train(c["data"], tmp, cfg), cfg
+
+    name = "train_setting_" + text.split("=")[0].strip()
+    make.__name__ = name
+    CASES[name] = make
+
+
+for _text in (
+    "betas = [0.9]\n",
+    "median_windows = []\n",
+    "transition_weights = []\n",
+    "scheduler = 'cosine'\nscheduler_kwargs = { bogus = 1 }\n",
+    "members = 0\n",
+    "threads = -2\n",
+):
+    _setting_case(_text)
+
+
 @case
 def train_negative_width(c, tmp):
     cfg = tmp / "bad.toml"

@@ -30,6 +30,12 @@ from trainlab.train import TrainConfig
         ({"patience": 0}, "patience must be at least 1"),
         ({"min_delta": -1.0}, "min_delta must be >= 0"),
         ({"log_every": -1}, "log_every must be >= 0"),
+        ({"device": "tpu"}, "device must be auto, cpu, cuda, cuda:N or mps"),
+        ({"scheduler": "cosine", "scheduler_kwargs": {"bogus": 1}}, "scheduler_kwargs: cosine"),
+        (
+            {"optimizer": "adam", "optimizer_kwargs": {"lr": 0.1, "betas": (1.5, 0.9)}},
+            "optimizer_kwargs: adam refuses them",
+        ),  # fmt: skip
     ],
 )
 def test_impossible_settings_are_refused(kw, message):

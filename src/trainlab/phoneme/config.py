@@ -152,8 +152,20 @@ class PhonemeConfig:
             raise ConfigError("rnn_layers and conv_layers are both 0: the model has no layers")
         if not self.conv_dilations or min(self.conv_dilations) < 1:
             raise ConfigError(f"conv_dilations must be positive, got {self.conv_dilations}")
-        if any(w < 1 or w % 2 != 1 for w in self.median_windows):
-            raise ConfigError(f"median_windows must be odd and positive, got {self.median_windows}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if not self.transition_weights or min(self.transition_weights) < 0:
+            raise ConfigError(
+                f"transition_weights must be non-empty and >= 0, got {self.transition_weights}"
+            )
+        if not self.prior_scales or min(self.prior_scales) < 0:
+            raise ConfigError(f"prior_scales must be non-empty and >= 0, got {self.prior_scales}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0 (0: PyTorch's default), got {self.threads}")
+        if not self.median_windows or any(w < 1 or w % 2 != 1 for w in self.median_windows):
+            raise ConfigError(
+                f"median_windows must be non-empty, odd and positive, got {self.median_windows}"
+            )
 
     @property
     def sequence(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,10 @@ class TrainConfig:
             raise ConfigError(f"patience must be at least 1 (or None), got {self.patience}")
         if not self.min_delta >= 0:
             raise ConfigError(f"min_delta must be >= 0, got {self.min_delta}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(
+            r"cuda:\d+", self.device
+        ):
+            raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
 
 
 def _check_counts(cfg: TrainConfig) -> None:
@@ -124,6 +129,28 @@ def _check_optimisation(cfg: TrainConfig) -> None:
             raise ConfigError(f"{setting} must be >= 0, got {value!r}")
     if cfg.grad_clip is not None and not _positive(cfg.grad_clip):
         raise ConfigError(f"grad_clip must be positive (or None), got {cfg.grad_clip}")
+    _check_built(cfg)
+
+
+def _check_built(cfg: TrainConfig) -> None:
+    """Build the optimizer and the schedule once on a dummy parameter, so that a setting they
+    refuse (an unknown keyword, a beta of 1.5) is an error now, naming the setting."""
+    import torch
+
+    from trainlab.optim import create_optimizer, create_scheduler
+
+    param = torch.zeros(1, requires_grad=True)
+    kwargs = dict(cfg.optimizer_kwargs)
+    if cfg.weight_decay > 0:
+        kwargs["weight_decay"] = cfg.weight_decay
+    try:
+        opt = create_optimizer(cfg.optimizer, [param], **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"optimizer_kwargs: {cfg.optimizer} refuses them: {e}") from None
+    try:
+        create_scheduler(cfg.scheduler, opt, max(1, cfg.epochs), **cfg.scheduler_kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"scheduler_kwargs: {cfg.scheduler} refuses them: {e}") from None
 
 
 def _number(value: Any) -> bool:
