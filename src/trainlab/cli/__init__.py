@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -73,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(run(args) or 0)
     except TrainlabError as e:
         print(f"trainlab: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # output piped into a reader that stopped (``| head``): no message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as e:  # a full disk, a permission changed mid-run: name the path, no traceback
         where = e.filename if e.filename is not None else "output"

@@ -21,7 +21,7 @@ from trainlab.registry import Registry
 if TYPE_CHECKING:
     from trainlab.train import TrainConfig
 
-DEFAULT_PRESET = "crnn"
+DEFAULT_PRESET = "tcn"
 SEQUENCE_MODELS = ("rnn", "crnn", "tcn")  # presets whose network reads whole utterances
 AUTO = "auto"  # the smoothing setting that picks the best method on the validation utterances
 
@@ -232,7 +232,7 @@ def _rnn() -> PhonemeConfig:
 
 @PRESETS.register(
     "crnn",
-    "the default: convolutional front end + 2-layer bidirectional GRU, trained on 1-s pieces "
+    "convolutional front end + 2-layer bidirectional GRU, trained on 1-s pieces "
     "of the utterances, AdamW, warm-up + cosine",
 )
 def _crnn() -> PhonemeConfig:
@@ -261,7 +261,7 @@ def _crnn() -> PhonemeConfig:
 
 @PRESETS.register(
     "tcn",
-    "a temporal convolutional network: 8 residual dilated convolutions (dilations 1-8, about "
+    "the default: a temporal convolutional network, 8 residual dilated convolutions (dilations 1-8, about "
     "1.2 s of context) over whole utterances, AdamW, warm-up + cosine",
 )
 def _tcn() -> PhonemeConfig:
