@@ -311,6 +311,18 @@ def train_nan_test_features(c, tmp):
     return _train(data, tmp, c["config"]), data / "test_11.npy"
 
 
+@case
+def train_featurized_file_changed_since(c, tmp):
+    """A featurized folder whose utterance index was edited afterwards."""
+    audio, align = _audio_copy(c, tmp)
+    feat = tmp / "feat"
+    assert main(["phoneme", "featurize", "--audio", str(audio), "--align", str(align),
+                 "--out", str(feat)]) == 0  # fmt: skip
+    index = feat / "train_utterances.csv"
+    index.write_text(index.read_text() + "\n")
+    return _train(feat, tmp, c["config"]), index
+
+
 def _bad_config(tmp: Path, text: str) -> Path:
     path = tmp / "bad.toml"
     path.write_text("hidden = [16]\nepochs = 1\n" + text)

@@ -33,8 +33,13 @@ TINY_TCN = {"rnn_proj": 24, "conv_layers": 2, "conv_dilations": [1, 2], "epochs"
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "tiny"),
-    [("mlp", TINY_MLP), ("rnn", TINY_RNN), ("crnn", TINY_CRNN), ("tcn", TINY_TCN),
-     ("tcn", {**TINY_TCN, "members": 2})],  # fmt: skip
+    [
+        ("mlp", TINY_MLP),
+        ("rnn", TINY_RNN),
+        ("crnn", TINY_CRNN),
+        ("tcn", TINY_TCN),
+        ("tcn", {**TINY_TCN, "members": 2}),
+    ],  # fmt: skip
 )
 def test_train_writes_everything_and_learns(data: Path, tmp_path: Path, model: str, tiny: dict):
     out = tmp_path / model

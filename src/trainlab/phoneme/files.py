@@ -192,6 +192,7 @@ def load_timit(path: str | Path, *, require_train: bool = True, mmap: bool = Tru
         A :class:`TimitData`; absent files are ``None``.
     """
     root = find_data_dir(path)
+    check_featurized(root)
     train_x = train_y = test_x = None
     if (root / "train_11.npy").is_file() or require_train:
         train_x = load_features(root / "train_11.npy", mmap=mmap)
@@ -199,6 +200,39 @@ def load_timit(path: str | Path, *, require_train: bool = True, mmap: bool = Tru
     if (root / "test_11.npy").is_file():
         test_x = load_features(root / "test_11.npy", mmap=mmap)
     return TimitData(root, train_x, train_y, test_x)
+
+
+def check_featurized(root: Path) -> None:
+    """In a folder written by ``trainlab phoneme featurize`` (it holds the manifest), every data
+    file the manifest lists must be there at its listed size: a file replaced or cut since, or
+    one of a second featurize copied in beside the others, is refused before any work. (Sizes,
+    not hashes: reading gigabytes to hash them would cost more than the check is worth here; a
+    run folder's files are hashed, :func:`trainlab.runs.verify_run`.) Kaggle's folders have no
+    manifest and are not checked."""
+    import json
+
+    from trainlab.runs import MANIFEST
+
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        sizes = {name: int(rec["bytes"]) for name, rec in listed.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise DataError(manifest, "unreadable featurize manifest; featurize again") from None
+    for name, size in sorted(sizes.items()):
+        path = root / name
+        if Path(name).suffix not in (".npy", ".csv"):
+            continue
+        if not path.is_file():
+            raise DataError(path, f"missing: {MANIFEST} lists it; featurize again")
+        if path.stat().st_size != size:
+            raise DataError(
+                path,
+                f"changed since featurize wrote it ({size} bytes listed in {MANIFEST}, "
+                f"{path.stat().st_size} now); featurize again",
+            )
 
 
 def load_features(path: str | Path, *, mmap: bool = True) -> np.ndarray:
