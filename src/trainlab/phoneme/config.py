@@ -268,7 +268,7 @@ def _tcn() -> PhonemeConfig:
     return PhonemeConfig(
         model="tcn",
         rnn_layers=0,  # no recurrence: the convolutions see +-60 frames
-        rnn_proj=256,
+        rnn_proj=192,  # 256 channels: 0.2% more validation accuracy (noise) in 1.6x the time
         rnn_frames=3,
         conv_layers=8,
         conv_kernel=5,
