@@ -72,3 +72,29 @@ def test_a_diverged_fit_leaves_its_event(tmp_path):
     r = read_records(tmp_path / "run")
     assert r.status == "diverged" and r.ended
     assert examine(tmp_path / "run").cause == "lr_too_high"
+
+
+def test_a_batch_of_padded_sequences_is_the_whole_probe(tmp_path):
+    """Rows of a (sequences, lengths) batch are whole sequences: the probe keeps the first batch
+    only, so its passes stay the size of one training step."""
+    import torch
+
+    from trainlab.doctor import DoctorCallback, Monitor
+
+    class Seq(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+
+        def forward(self, x, lengths):
+            return self.lin(x).reshape(-1, 2)
+
+    model = Seq()
+    mon = Monitor(model, None, tmp_path, tensorboard=False, probe_rows=256)
+    cb = DoctorCallback(tmp_path)
+    for _ in range(3):  # as on_after_backward calls it
+        x, lengths = torch.randn(4, 5, 3), torch.full((4,), 5)
+        if not cb._probe_full:
+            cb._grow_probe(mon, (x, lengths), torch.randint(0, 2, (20,)))
+    assert cb._probe_full and mon._probe_x[0].shape == (4, 5, 3)
+    mon.close()

@@ -77,9 +77,15 @@ class DoctorCallback(Callback):
             self.monitor.close(error)
 
     def _grow_probe(self, mon: Monitor, inputs: Any, targets: Any) -> None:
-        """Append this batch to the probe batch until it has ``probe_rows`` rows."""
+        """Append this batch to the probe batch until it has ``probe_rows`` rows. A batch of
+        several inputs (padded sequences and their lengths) is kept alone: its rows are whole
+        sequences, each worth hundreds of rows, and the probe's passes (curvature's included)
+        must stay as small as a training step."""
         if mon._probe_x is None or mon._probe_y is None:
             mon.set_probe(inputs, targets)
+            if isinstance(inputs, (tuple, list)):
+                self._probe_full = True
+                return
         else:
             try:
                 mon.set_probe(_cat(mon._probe_x, inputs), _cat(mon._probe_y, targets))
