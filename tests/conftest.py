@@ -11,6 +11,17 @@ import torch
 # several threads make small matrix products many times slower, and keeps runs repeatable.
 torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test starts with one thread, whatever the test before it set (a command's
+    ``--threads``, a run's ``threads``), and leaves the count as it found it."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 

@@ -15,30 +15,25 @@ class TrainlabError(Exception):
     """A problem with the user's input or environment, explained in one message."""
 
 
-class DataError(TrainlabError):
+class _AboutFile:
+    """A message about one file: ``"PATH: problem"``; pickles intact (from a worker process)."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" if path is not None else problem)  # type: ignore[call-arg]
+
+    def __reduce__(self) -> tuple[type, tuple[Path | None, str]]:
+        return (type(self), (self.path, self.problem))
+
+
+class DataError(_AboutFile, TrainlabError):
     """A data file is missing, malformed or holds values that cannot be used."""
 
-    def __init__(self, path: str | Path | None, problem: str) -> None:
-        self.path = None if path is None else Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}" if path is not None else problem)
 
-    def __reduce__(self) -> tuple[type[DataError], tuple[Path | None, str]]:
-        # so an error raised in a worker process reaches the parent intact
-        return (type(self), (self.path, self.problem))
-
-
-class DataWarning(UserWarning):
+class DataWarning(_AboutFile, UserWarning):
     """A value that may be right but looks wrong (an outlier, a constant column): the run goes on,
     and the command line prints the message on one line."""
-
-    def __init__(self, path: str | Path | None, problem: str) -> None:
-        self.path = None if path is None else Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}" if path is not None else problem)
-
-    def __reduce__(self) -> tuple[type[DataWarning], tuple[Path | None, str]]:
-        return (type(self), (self.path, self.problem))
 
 
 class ConfigError(TrainlabError):

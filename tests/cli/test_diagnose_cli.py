@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,6 @@ from trainlab.cli import main
 from trainlab.diagnose import DiagnosisTarget
 from trainlab.errors import DataError, TrainlabError
 from trainlab.tasks import TASKS, Task, load_target
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny tensors: on a busy machine more threads only add synchronisation
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _fake_net(hidden: int) -> nn.Module:

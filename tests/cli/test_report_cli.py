@@ -20,16 +20,6 @@ class _Images(HTMLParser):
             self.src.append(dict(attrs)["src"])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # What the quick report on the digits finds (seed 0, CPU): True agrees with the chapter, None is
 # mixed. With the quick budgets 3 of the 4 overfitting remedies help (dropout, L2, early stopping;
 # fewer parameters does not), the batch-size table holds except "same time per update" (a CPU, not

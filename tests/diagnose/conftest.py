@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 import torch
 from torch import Tensor, nn
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # these tensors are tiny: on a busy machine several threads only add synchronisation
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @dataclass

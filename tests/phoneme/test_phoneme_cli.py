@@ -7,20 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy.io import wavfile
 
 from trainlab.cli import main
 from trainlab.phoneme._synth import write_synthetic_timit
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread avoids OpenMP stalls when the machine is busy."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _corpus(root: Path, n: int = 6) -> tuple[Path, Path]:

@@ -16,17 +16,6 @@ def write_idx(path: Path, arr: np.ndarray) -> None:
     path.write_bytes(gzip.compress(header + arr.astype(np.uint8).tobytes()))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The report's models are tiny: one thread is faster, and much faster on a busy machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def mnist_folder(tmp_path: Path) -> Path:
     """An MNIST-format folder with 200 images: a bright square whose position is the label."""

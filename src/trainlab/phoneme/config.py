@@ -180,6 +180,16 @@ def smoothing_choices() -> list[str]:
 
 PRESETS: Registry[Any] = Registry("phoneme model")
 
+#: How every sequence preset trains: AdamW 3e-3 on a cosine schedule, clipped, label-smoothed.
+_SEQUENCE_TRAINING: dict[str, Any] = {
+    "optimizer": "adamw",
+    "lr": 3e-3,
+    "weight_decay": 1e-2,
+    "scheduler": "cosine",
+    "grad_clip": 1.0,
+    "label_smoothing": 0.1,
+}
+
 
 @PRESETS.register(
     "sample", "the course's 429-1024-512-128-39 sigmoid MLP, Adam 1e-4, batch 64, 20 epochs"
@@ -221,12 +231,7 @@ def _rnn() -> PhonemeConfig:
         dropout=0.3,
         utterances_per_batch=16,
         epochs=30,
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=1e-2,
-        scheduler="cosine",
-        grad_clip=1.0,
-        label_smoothing=0.1,
+        **_SEQUENCE_TRAINING,
     )
 
 
@@ -249,13 +254,8 @@ def _crnn() -> PhonemeConfig:
         utterances_per_batch=32,
         dropout=0.2,
         epochs=15,
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=1e-2,
-        scheduler="cosine",
         warmup=0.05,
-        grad_clip=1.0,
-        label_smoothing=0.1,
+        **_SEQUENCE_TRAINING,
     )
 
 
@@ -268,7 +268,7 @@ def _tcn() -> PhonemeConfig:
     return PhonemeConfig(
         model="tcn",
         rnn_layers=0,  # no recurrence: the convolutions see +-60 frames
-        rnn_proj=192,  # 256 channels: 0.2% more validation accuracy (noise) in 1.6x the time
+        rnn_proj=192,  # 256: 0.2-0.3 points more validation accuracy (noise), 1.6x the time
         rnn_frames=3,
         conv_layers=8,
         conv_kernel=5,
@@ -276,13 +276,8 @@ def _tcn() -> PhonemeConfig:
         utterances_per_batch=16,
         dropout=0.2,
         epochs=20,
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=1e-2,
-        scheduler="cosine",
         warmup=0.05,
-        grad_clip=1.0,
-        label_smoothing=0.1,
+        **_SEQUENCE_TRAINING,
     )
 
 

@@ -163,7 +163,7 @@ class SequenceRNN(nn.Module):
     """Input projection, [a convolutional front end], a bidirectional LSTM/GRU stack, a classifier.
 
     With ``num_layers=0`` there is no recurrence: the classifier reads the convolutions' output
-    (a purely convolutional sequence model, many times faster than a recurrence on CPUs).
+    (a purely convolutional sequence model: no step waits for the one before, as a recurrence's do).
 
     ``forward(x, lengths)``: x (B, T, D) padded utterances, lengths (B,) -> logits (B, T, C);
     outputs at padded positions are meaningless and must be masked by the loss.
