@@ -74,27 +74,59 @@ def test_a_diverged_fit_leaves_its_event(tmp_path):
     assert examine(tmp_path / "run").cause == "lr_too_high"
 
 
-def test_a_batch_of_padded_sequences_is_the_whole_probe(tmp_path):
-    """Rows of a (sequences, lengths) batch are whole sequences: the probe keeps the first batch
-    only, so its passes stay the size of one training step."""
-    import torch
+class _Seq(torch.nn.Module):
+    """(B, T, 3) sequences and their lengths -> (B*T, 2) frame outputs."""
 
-    from trainlab.doctor import DoctorCallback, Monitor
+    def __init__(self, recurrent: bool = False) -> None:
+        super().__init__()
+        self.rnn = torch.nn.GRU(3, 3, batch_first=True) if recurrent else None
+        self.lin = torch.nn.Linear(3, 2)
 
-    class Seq(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lin = torch.nn.Linear(3, 2)
+    def forward(self, x, lengths):
+        h = self.rnn(x)[0] if self.rnn is not None else x
+        return self.lin(h).reshape(-1, 2)
 
-        def forward(self, x, lengths):
-            return self.lin(x).reshape(-1, 2)
 
-    model = Seq()
+def _grow(tmp_path, model, batches):
+    from trainlab.doctor import Monitor
+
     mon = Monitor(model, None, tmp_path, tensorboard=False, probe_rows=256)
     cb = DoctorCallback(tmp_path)
-    for _ in range(3):  # as on_after_backward calls it
-        x, lengths = torch.randn(4, 5, 3), torch.full((4,), 5)
+    for inputs, targets in batches:  # as on_after_backward calls it
         if not cb._probe_full:
-            cb._grow_probe(mon, (x, lengths), torch.randint(0, 2, (20,)))
-    assert cb._probe_full and mon._probe_x[0].shape == (4, 5, 3)
+            cb._grow_probe(mon, inputs, targets)
     mon.close()
+    return cb, mon
+
+
+def test_a_batch_of_padded_sequences_gives_a_probe_of_whole_sequences(tmp_path):
+    """The first batch of (sequences, lengths) alone: whole sequences up to probe_rows frames,
+    their lengths and their flattened targets, paired frame by frame."""
+    x, lengths = torch.randn(12, 50, 3), torch.arange(39, 51)
+    y = torch.arange(12 * 50)
+    later = ((torch.randn(4, 7, 3), torch.full((4,), 7)), torch.zeros(28, dtype=torch.long))
+    cb, mon = _grow(tmp_path, _Seq(), [((x, lengths), y), later])
+    (px, plen), py = mon._probe_x, mon._probe_y
+    assert cb._probe_full and px.shape == (5, 50, 3)  # 256 frames // 50 = 5 sequences
+    assert torch.equal(px, x[:5]) and torch.equal(plen, lengths[:5])
+    assert torch.equal(py, y[: 5 * 50])
+
+
+def test_a_recurrent_probe_is_cut_to_a_few_frames(tmp_path):
+    """Through recurrent layers the double backward grows with the time steps: one sequence, cut
+    to PROBE_FRAMES_RECURRENT steps, lengths clamped, targets (B, T) cut alike."""
+    from trainlab.doctor.callback import PROBE_FRAMES_RECURRENT as F
+
+    x, lengths = torch.randn(4, 300, 3), torch.tensor([300, 290, 10, 5])
+    y = torch.arange(4 * 300).reshape(4, 300)
+    _, mon = _grow(tmp_path, _Seq(recurrent=True), [((x, lengths), y)])
+    (px, plen), py = mon._probe_x, mon._probe_y
+    assert px.shape == (1, F, 3) and plen.tolist() == [F]
+    assert torch.equal(py, y[:1, :F])
+
+
+def test_a_batch_in_another_layout_is_the_whole_probe(tmp_path):
+    """Inputs of several tensors that are not (sequences, lengths): kept whole, targets too."""
+    a, b, y = torch.randn(6, 3), torch.randn(6, 3), torch.randint(0, 2, (6,))
+    _, mon = _grow(tmp_path, _Seq(), [((a, b), y)])
+    assert torch.equal(mon._probe_x[0], a) and torch.equal(mon._probe_y, y)

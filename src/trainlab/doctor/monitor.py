@@ -574,10 +574,12 @@ class Monitor:
             self._hook.remove()
             self._hook = None
 
-    def set_probe(self, inputs: Any, targets: Any = None) -> None:
-        """Use ``(inputs, targets)`` as the probe batch (first ``probe_rows`` rows)."""
-        self._probe_x = _rows(_detached(inputs), self.probe_rows)
-        self._probe_y = _rows(_detached(targets), self.probe_rows)
+    def set_probe(self, inputs: Any, targets: Any = None, whole: bool = False) -> None:
+        """Use ``(inputs, targets)`` as the probe batch: its first ``probe_rows`` rows, or all of
+        it with ``whole`` (a batch whose targets do not pair row by row with its inputs)."""
+        rows = None if whole else self.probe_rows
+        self._probe_x = _rows(_detached(inputs), rows)
+        self._probe_y = _rows(_detached(targets), rows)
 
     def _probe(self, step: int) -> None:
         stats, outputs = probe_activations(self.model, self._probe_x, self.seed)
@@ -757,8 +759,8 @@ def _detached(x: Any) -> Any:
     return x
 
 
-def _rows(x: Any, n: int) -> Any:
-    """The first ``n`` rows of a tensor (or of each tensor in a tuple), cloned."""
+def _rows(x: Any, n: int | None) -> Any:
+    """The first ``n`` rows (``None``: all) of a tensor (or of each tensor in a tuple), cloned."""
     if isinstance(x, Tensor):
         return x[:n].detach().clone() if x.dim() > 0 else x.detach().clone()
     if isinstance(x, (tuple, list)):
