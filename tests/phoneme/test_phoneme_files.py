@@ -21,6 +21,7 @@ from trainlab.phoneme.files import (
     load_timit,
     load_utterances,
     recover_utterances,
+    row_chunks,
     split_by_utterance,
     utterance_index_path,
 )
@@ -108,6 +109,23 @@ def test_non_finite_rows_are_named(tmp_path: Path):
         check_finite(x, "f.npy", chunk_rows=50)
     x[123, 7] = 0.0
     check_finite(x)
+
+
+def test_a_memory_map_is_checked_from_its_file(tmp_path: Path):
+    """Row chunks of a whole memory map come from file reads, equal to the map's rows; a view of
+    a map is read as the view it is; a NaN in the file is named by its row."""
+    x = np.random.default_rng(0).standard_normal((1000, 429)).astype(np.float32)
+    x[777, 3] = np.inf
+    np.save(tmp_path / "x.npy", x)
+    m = np.load(tmp_path / "x.npy", mmap_mode="r")
+    for source in (m, m[100:], x):
+        got = np.concatenate([b.copy() for _, b in row_chunks(source, chunk_rows=300)])
+        np.testing.assert_array_equal(got, np.asarray(source))
+    assert [lo for lo, _ in row_chunks(m, chunk_rows=300)] == [0, 300, 600, 900]
+    with pytest.raises(DataError, match="row 677 holds NaN"):
+        check_finite(m[100:], "x.npy", chunk_rows=256)
+    with pytest.raises(DataError, match="row 777 holds NaN"):
+        check_finite(m, "x.npy", chunk_rows=256)
 
 
 def test_not_an_npy_file(tmp_path: Path):

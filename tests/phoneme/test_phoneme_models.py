@@ -154,3 +154,33 @@ def test_build_model_draws_the_members_in_turn():
     torch.testing.assert_close(ens.members[0].state_dict(), first.state_dict())
     assert not torch.equal(ens.members[1].head[-1].weight, first.head[-1].weight)
     assert describe(cfg) == "TCN 2x8 (kernel 5, dilations 1,2,4,8), 2 members"
+
+
+def test_spec_masks_zero_spans_in_training_only():
+    """Time masks zero whole time steps (at most count x width per sequence), feature masks the
+    same coefficients in every frame of a row; evaluation mode leaves the input as it is."""
+    from trainlab.phoneme.models import SpecMask
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 50, 3 * 39) + 1.0  # no zero before masking
+    masks = SpecMask(time_masks=2, time_width=5, feature_masks=1, feature_width=4).train()
+    out = masks(x)
+    zero_steps = (out == 0).all(dim=2)  # (B, T): time steps masked whole
+    assert 0 < int(zero_steps.sum(dim=1).max()) <= 10
+    cols = (out == 0).all(dim=1).reshape(64, 3, 39)  # coefficients masked in every time step
+    assert torch.equal(cols[:, 0], cols[:, 1]) and torch.equal(cols[:, 0], cols[:, 2])
+    assert 0 < int(cols[:, 0].sum(dim=1).max()) <= 4
+    kept = out != 0
+    assert torch.equal(out[kept], x[kept])
+    assert torch.equal(masks.eval()(x), x)
+
+
+def test_spec_masks_come_from_the_config():
+    from trainlab.phoneme.config import PhonemeConfig
+    from trainlab.phoneme.models import SpecMask, build_model
+
+    net = build_model(PhonemeConfig(model="crnn", rnn_layers=1, time_masks=[2, 8]))
+    assert isinstance(net.masks, SpecMask) and net.masks.time == (2, 8)
+    assert build_model(PhonemeConfig(model="crnn", rnn_layers=1)).masks is None
+    with pytest.raises(ConfigError, match="time_masks"):
+        PhonemeConfig(time_masks=[1])

@@ -50,6 +50,10 @@ class PhonemeConfig:
         chunk_frames: train the sequence model on pieces of this many frames cut from the
             utterances at random offsets each epoch (0 = whole utterances); validation and
             prediction always read whole utterances.
+        time_masks: ``[count, width]``: SpecAugment time masks of the sequence models in training,
+            ``count`` spans of up to ``width`` time steps zeroed per sequence (``[0, 0]``: none).
+        feature_masks: ``[count, width]``: bands of up to ``width`` of each frame's 39
+            coefficients zeroed per sequence in training (``[0, 0]``: none).
         members: networks of this design trained side by side from successive draws of the
             seeded generator, their probabilities averaged (an ensemble; 1 = one network).
         utterances_per_batch: RNN batch size in utterances (in pieces with ``chunk_frames``).
@@ -89,6 +93,8 @@ class PhonemeConfig:
     conv_kernel: int = 5
     conv_dilations: list[int] = field(default_factory=lambda: [1])
     chunk_frames: int = 0
+    time_masks: list[int] = field(default_factory=lambda: [0, 0])
+    feature_masks: list[int] = field(default_factory=lambda: [0, 0])
     members: int = 1
     utterances_per_batch: int = 16
     warmup: float = 0.0
@@ -152,6 +158,10 @@ class PhonemeConfig:
             raise ConfigError("rnn_layers and conv_layers are both 0: the model has no layers")
         if not self.conv_dilations or min(self.conv_dilations) < 1:
             raise ConfigError(f"conv_dilations must be positive, got {self.conv_dilations}")
+        for name in ("time_masks", "feature_masks"):
+            value = getattr(self, name)
+            if len(value) != 2 or min(value) < 0:
+                raise ConfigError(f"{name} must be [count, width], both >= 0, got {value}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if not self.transition_weights or min(self.transition_weights) < 0:

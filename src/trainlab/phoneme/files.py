@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+import mmap
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -346,14 +347,37 @@ def recover_utterances(
 def check_finite(x: np.ndarray, path: str | Path | None = None, chunk_rows: int = 1 << 14) -> None:
     """Raise :class:`DataError` naming the first row that holds a NaN or infinite value.
 
-    Reads ``x`` in chunks, so a memory-mapped file is checked without being copied.
+    Reads ``x`` in chunks, so a memory-mapped file is checked without being copied; a memory map's
+    rows are read from its file (:func:`row_chunks`), so the check leaves none of its pages
+    resident in this process.
     """
-    for lo in range(0, len(x), chunk_rows):
-        block = np.asarray(x[lo : lo + chunk_rows])
+    for lo, block in row_chunks(x, chunk_rows):
         bad = ~np.isfinite(block).all(axis=1)
         if bad.any():
             row = lo + int(np.argmax(bad))
             raise DataError(path, f"row {row} holds NaN or infinite values")
+
+
+def row_chunks(x: np.ndarray, chunk_rows: int = 1 << 14) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, rows)`` of ``x`` in chunks of ``chunk_rows`` rows.
+
+    A C-ordered memory map of a file is read through one reused buffer with plain file reads: the
+    pages go through the page cache and are never mapped, so a full pass over a large file does
+    not grow the resident set (a pass over the map itself would leave every page resident).
+    """
+    name = getattr(x, "filename", None)
+    whole_map = isinstance(x, np.memmap) and isinstance(x.base, mmap.mmap)  # not a view of one
+    if not whole_map or name is None or x.ndim != 2 or not x.flags.c_contiguous:
+        for lo in range(0, len(x), chunk_rows):
+            yield lo, np.asarray(x[lo : lo + chunk_rows])
+        return
+    buf = np.empty((min(chunk_rows, len(x)), x.shape[1]), dtype=x.dtype)
+    with open(name, "rb") as f:
+        f.seek(x.offset)
+        for lo in range(0, len(x), chunk_rows):
+            block = buf[: min(chunk_rows, len(x) - lo)]
+            f.readinto(memoryview(block).cast("B"))
+            yield lo, block
 
 
 def split_by_utterance(

@@ -159,6 +159,54 @@ class ConvFrontEnd(nn.Module):
         return h.transpose(1, 2)
 
 
+class SpecMask(nn.Module):
+    """SpecAugment's masks (Park et al. 2019) on padded framewise features, in training mode only.
+
+    Each sequence gets ``time_masks`` spans of 0..``time_width`` consecutive time steps zeroed and
+    ``feature_masks`` bands of 0..``feature_width`` coefficients zeroed in every frame of its
+    rows (a row holds several frames of ``frame_dim`` coefficients; the band is the same in each).
+    The draws come from PyTorch's global generator, as dropout's do. In evaluation mode, and with
+    no masks, it returns its input.
+
+    (B, T, D) -> (B, T, D).
+    """
+
+    def __init__(
+        self,
+        time_masks: int = 0,
+        time_width: int = 0,
+        feature_masks: int = 0,
+        feature_width: int = 0,
+        frame_dim: int = FEATURE_DIM,
+    ) -> None:
+        super().__init__()
+        self.time = (time_masks, time_width)
+        self.feature = (feature_masks, feature_width)
+        self.frame_dim = frame_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or not (
+            self.time[0] * self.time[1] or self.feature[0] * self.feature[1]
+        ):
+            return x
+        b, t, d = x.shape
+        keep_t = _spans(b, t, *self.time, x.device)  # (B, T)
+        cols = torch.arange(d, device=x.device) % self.frame_dim
+        keep_f = _spans(b, self.frame_dim, *self.feature, x.device)[:, cols]  # (B, D)
+        return x * (keep_t[:, :, None] & keep_f[:, None, :]).to(x.dtype)
+
+
+def _spans(b: int, n: int, count: int, width: int, device: torch.device) -> Tensor:
+    """(b, n) booleans: False on ``count`` random spans of 0..``width`` positions per row."""
+    keep = torch.ones(b, n, dtype=torch.bool, device=device)
+    pos = torch.arange(n, device=device)[None, :]
+    for _ in range(count if width else 0):
+        w = torch.randint(0, min(width, n) + 1, (b, 1), device=device)
+        start = (torch.rand(b, 1, device=device) * (n - w + 1)).long()
+        keep &= ~((pos >= start) & (pos < start + w))
+    return keep
+
+
 class SequenceRNN(nn.Module):
     """Input projection, [a convolutional front end], a bidirectional LSTM/GRU stack, a classifier.
 
@@ -181,10 +229,12 @@ class SequenceRNN(nn.Module):
         conv_layers: int = 0,
         conv_kernel: int = 5,
         conv_dilations: Sequence[int] = (1,),
+        masks: SpecMask | None = None,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
             raise ConfigError(f"rnn cell must be 'lstm' or 'gru', got {cell!r}")
+        self.masks = masks
         self.proj = nn.Sequential(
             nn.Linear(in_features, proj_size),
             nn.LayerNorm(proj_size),
@@ -201,6 +251,8 @@ class SequenceRNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        if self.masks is not None:
+            x = self.masks(x)
         h = self.proj(x)  # (B, T, D) -> (B, T, P)
         if self.conv is not None:
             h = self.conv(h, lengths)
@@ -299,6 +351,10 @@ def describe(config: PhonemeConfig) -> str:
     return text + (f", {config.members} members" if config.members > 1 else "")
 
 
+def _masked(config: PhonemeConfig) -> bool:
+    return any(n * w for n, w in (config.time_masks, config.feature_masks))
+
+
 def _build_one(config: PhonemeConfig) -> nn.Module:
     if config.sequence:
         return SequenceRNN(
@@ -311,6 +367,7 @@ def _build_one(config: PhonemeConfig) -> nn.Module:
             conv_layers=config.conv_layers,
             conv_kernel=config.conv_kernel,
             conv_dilations=config.conv_dilations,
+            masks=SpecMask(*config.time_masks, *config.feature_masks) if _masked(config) else None,
         )
     return FrameMLP(
         ROW_DIM,
