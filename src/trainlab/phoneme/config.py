@@ -21,7 +21,7 @@ from trainlab.registry import Registry
 if TYPE_CHECKING:
     from trainlab.train import TrainConfig
 
-DEFAULT_PRESET = "tcn"
+DEFAULT_PRESET = "crnn"
 SEQUENCE_MODELS = ("rnn", "crnn", "tcn")  # presets whose network reads whole utterances
 AUTO = "auto"  # the smoothing setting that picks the best method on the validation utterances
 
@@ -247,7 +247,7 @@ def _rnn() -> PhonemeConfig:
 
 @PRESETS.register(
     "crnn",
-    "convolutional front end + 2-layer bidirectional GRU, trained on 1-s pieces "
+    "the default: convolutional front end + 2-layer bidirectional GRU, trained on 1-s pieces "
     "of the utterances, AdamW, warm-up + cosine",
 )
 def _crnn() -> PhonemeConfig:
@@ -271,7 +271,7 @@ def _crnn() -> PhonemeConfig:
 
 @PRESETS.register(
     "tcn",
-    "the default: a temporal convolutional network, 8 residual dilated convolutions (dilations 1-8, about "
+    "a temporal convolutional network, 8 residual dilated convolutions (dilations 1-8, about "
     "1.2 s of context) over whole utterances, AdamW, warm-up + cosine",
 )
 def _tcn() -> PhonemeConfig:

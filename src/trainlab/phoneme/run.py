@@ -83,7 +83,7 @@ def train_phoneme(
         data: the data folder (with or without ``timit_11/``).
         out: the output folder (checked before any work; an earlier run there stays until this
             one is complete).
-        config: the settings; default: the default preset (``tcn``).
+        config: the settings; default: the default preset (``crnn``).
         quiet: no per-epoch output.
         resume: continue the interrupted run of ``out`` (refused when its settings or data differ).
         columns: the submission's header (default Kaggle's ``Id,Class``).
