@@ -23,11 +23,13 @@ def test_presets_match_the_task():
     m = preset("mlp")
     assert m.batch_norm and m.dropout > 0 and m.activation != "sigmoid"
     assert isinstance(build_model(preset("rnn")), SequenceRNN)
-    default = build_model(resolve_config())  # no preset named: the default, a TCN
-    assert isinstance(default, SequenceRNN) and default.conv is not None and default.rnn is None
-    assert [b[0].dilation[0] for b in default.conv.blocks] == [1, 2, 4, 8] * 2
-    crnn = build_model(preset("crnn"))
-    assert isinstance(crnn, SequenceRNN) and isinstance(crnn.rnn.forward_layers[0], torch.nn.GRU)
+    tcn = build_model(preset("tcn"))
+    assert isinstance(tcn, SequenceRNN) and tcn.conv is not None and tcn.rnn is None
+    assert [b[0].dilation[0] for b in tcn.conv.blocks] == [1, 2, 4, 8] * 2
+    default = build_model(resolve_config())  # no preset named: the default, convolutions + BiGRU
+    assert isinstance(default, SequenceRNN) and default.conv is not None
+    assert isinstance(default.rnn.forward_layers[0], torch.nn.GRU) and default.masks is None
+    assert resolve_config().model == "crnn"
     assert preset("crnn").holdout_ratio > 0 and preset("crnn").chunk_frames > 0
 
 
