@@ -92,9 +92,8 @@ class DoctorCallback(Callback):
             if mon._probe_x is None:
                 frames = PROBE_FRAMES_RECURRENT if _recurrent(mon.model) else mon.probe_rows
                 # an unknown layout: the whole batch, as it came
-                mon.set_probe(
-                    *(sequence_probe(inputs, targets, frames) or (inputs, targets)), whole=True
-                )
+                x, y = sequence_probe(inputs, targets, frames) or (inputs, targets)
+                mon.set_probe(x, y, whole=True)
             self._probe_full = True
             return
         if mon._probe_x is None or mon._probe_y is None:

@@ -373,10 +373,10 @@ def row_chunks(x: np.ndarray, chunk_rows: int = 1 << 14) -> Iterator[tuple[int, 
         return
     buf = np.empty((min(chunk_rows, len(x)), x.shape[1]), dtype=x.dtype)
     with open(name, "rb") as f:
-        f.seek(x.offset)
+        f.seek(int(getattr(x, "offset", 0)))
         for lo in range(0, len(x), chunk_rows):
             block = buf[: min(chunk_rows, len(x) - lo)]
-            f.readinto(memoryview(block).cast("B"))
+            f.readinto(block.data.cast("B"))
             yield lo, block
 
 
