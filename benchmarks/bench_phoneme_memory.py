@@ -6,7 +6,8 @@ recovered) to a temporary folder, trains a preset (``--model``; default: the def
 one epoch through the command line in a child process, and reports the child's peak resident set size next to the size of one
 float32 copy of the training features. The bar: under 4 GB, i.e. the features are memory-mapped
 (their pages count once in the RSS) and never copied; what the RSS holds beyond the file's pages
-is PyTorch's own runtime and working buffers (about 0.6-0.9 GiB, anonymous memory), not data.
+is PyTorch's own runtime and working buffers (about 0.8-1.2 GiB of anonymous memory with the
+crnn default), not data.
 The test rows are read only after the training rows are unmapped. The temporary folder is deleted.
 
     python benchmarks/bench_phoneme_memory.py [--model tcn] [--rows 1229932] [--test-rows 451552]

@@ -91,8 +91,8 @@ class DoctorCallback(Callback):
         if isinstance(inputs, (tuple, list)):
             if mon._probe_x is None:
                 frames = PROBE_FRAMES_RECURRENT if _recurrent(mon.model) else mon.probe_rows
-                # an unknown layout: the whole batch, as it came
-                x, y = sequence_probe(inputs, targets, frames) or (inputs, targets)
+                cut = sequence_probe(inputs, targets, frames)
+                x, y = cut or (inputs, targets)  # an unknown layout: the whole batch, as it came
                 mon.set_probe(x, y, whole=True)
             self._probe_full = True
             return
@@ -111,7 +111,8 @@ def sequence_probe(inputs: Any, targets: Any, frames: int) -> tuple[Any, Any] | 
 
     Whole sequences are kept while they fit (at least one, cut to ``frames`` steps when it alone
     is longer); ``lengths`` is cut alike and targets of shape ``(B*T,)`` (row-major) or ``(B, T)``
-    follow. ``None`` when the batch is not in that layout.
+    follow. ``None`` when the batch is not in that layout. The results are views of the batch
+    (:meth:`Monitor.set_probe` copies them).
     """
     import torch
 
@@ -129,12 +130,10 @@ def sequence_probe(inputs: Any, targets: Any, frames: int) -> tuple[Any, Any] | 
         return None
     keep_t = min(t, frames)
     keep_b = max(1, min(b, frames // max(t, 1)))
-    x_cut = x[:keep_b, :keep_t].detach().clone()
-    len_cut = lengths[:keep_b].clamp(max=keep_t).detach().clone()
-    y_cut = per_frame[:keep_b, :keep_t].detach().clone()
-    if targets.shape[:2] != (b, t):
+    y_cut = per_frame[:keep_b, :keep_t]
+    if per_frame is not targets:
         y_cut = y_cut.reshape(keep_b * keep_t, *targets.shape[1:])
-    return (x_cut, len_cut), y_cut
+    return (x[:keep_b, :keep_t], lengths[:keep_b].clamp(max=keep_t)), y_cut
 
 
 def _recurrent(model: Any) -> bool:
