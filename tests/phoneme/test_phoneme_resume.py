@@ -65,6 +65,11 @@ MLP = {"model": "mlp", "hidden": [32], "dropout": 0.2, "epochs": 3, "batch_size"
        "lr": 3e-3}  # fmt: skip
 RNN = {"model": "rnn", "rnn_hidden": 16, "rnn_layers": 1, "rnn_proj": 16, "rnn_frames": 3,
        "dropout": 0.2, "epochs": 3, "utterances_per_batch": 8, "lr": 1e-2}  # fmt: skip
+# an ensemble of two: its members in turn in one process (threads 1) or in two worker processes
+ENSEMBLE = {"model": "tcn", "rnn_proj": 16, "conv_layers": 2, "conv_dilations": [1, 2],
+            "dropout": 0.2, "epochs": 3, "utterances_per_batch": 8, "lr": 1e-2, "members": 2}  # fmt: skip
+CONFIGS = {"mlp": MLP, "rnn": RNN, "turns": {**ENSEMBLE, "threads": 1},
+           "workers": {**ENSEMBLE, "threads": 2}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +83,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, data: Path) -> dict[str, Pat
     root = tmp_path_factory.mktemp("resume")
     (root / "driver.py").write_text(DRIVER)
     found = {"root": root, "driver": root / "driver.py"}
-    for name, cfg in (("mlp", MLP), ("rnn", RNN)):
+    for name, cfg in CONFIGS.items():
         (root / f"{name}.json").write_text(json.dumps(cfg))
         found[name] = root / f"{name}.json"
         ref = root / f"ref_{name}"
@@ -105,7 +110,9 @@ def _assert_same_run(out: Path, ref: Path) -> None:
     assert not staging_dir(out).exists()
     assert not [p for p in out.parent.glob(f".{out.name}*")]
     assert not [p for p in out.rglob(".*")], "temporary files left in the run folder"
-    for name in ("model/model.pt", "training/checkpoints/best.pt"):
+    best = sorted(p.relative_to(ref) for p in ref.glob("training/**/checkpoints/best.pt"))
+    assert best and best == sorted(p.relative_to(out) for p in out.glob("training/**/best.pt"))
+    for name in ("model/model.pt", *best):
         a = torch.load(out / name, weights_only=True)
         b = torch.load(ref / name, weights_only=True)
         a, b = a.get("model", a), b.get("model", b)
@@ -127,8 +134,8 @@ def _history(run: Path) -> list[list[str]]:
     return [[row[i] for i in keep] for row in lines]
 
 
-def _checkpoint_epoch(out: Path) -> int | None:
-    last = staging_dir(out) / "training" / "checkpoints" / "last.pt"
+def _checkpoint_epoch(out: Path, member: str = "") -> int | None:
+    last = staging_dir(out) / "training" / member / "checkpoints" / "last.pt"
     return int(torch.load(last, weights_only=True)["epoch"]) if last.is_file() else None
 
 
@@ -195,6 +202,50 @@ def test_killed_from_outside_after_the_first_checkpoint(setup: dict[str, Path], 
     resumed = _run(setup, "none", "0", [*args, "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(out, setup["ref_mlp"])
+
+
+def test_ensemble_killed_in_its_second_member_resumes_to_the_uninterrupted_one(
+    setup: dict[str, Path], data: Path
+):
+    # the members in turn are alike the members in worker processes
+    for name in ("model/model.pt", "submission.csv"):
+        ref_turns, ref_workers = setup["ref_turns"] / name, setup["ref_workers"] / name
+        assert ref_turns.read_bytes() == ref_workers.read_bytes(), name
+    out = setup["root"] / "ensemble"
+    args = _train_args(data, out, setup["turns"])
+    per_epoch = _steps_per_epoch(setup["ref_turns"])
+    killed = _run(setup, "step", str(3 * per_epoch + per_epoch + 2), args)  # member 2, epoch 2
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _checkpoint_epoch(out, "member1") == 3 and _checkpoint_epoch(out, "member2") == 1
+    resumed = _run(setup, "none", "0", [*args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(out, setup["ref_turns"])
+
+
+def test_ensemble_in_workers_killed_from_outside_resumes(setup: dict[str, Path], data: Path):
+    """The parent killed outright: its workers end at their next step, the resume finishes."""
+    out = setup["root"] / "workers"
+    args = _train_args(data, out, setup["workers"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, str(setup["driver"]), "none", "0", *args], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    last = staging_dir(out) / "training" / "member2" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    time.sleep(2)  # the orphaned workers notice at their next step
+    resumed = _run(setup, "none", "0", [*args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(out, setup["ref_workers"])
+
+
+def _steps_per_epoch(run: Path) -> int:
+    last = torch.load(run / "training" / "member1" / "checkpoints" / "last.pt", weights_only=True)
+    return int(last["step"]) // int(last["epoch"])
 
 
 def test_resume_refuses_other_settings_and_a_missing_run(setup: dict[str, Path], data: Path):

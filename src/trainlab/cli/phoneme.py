@@ -86,7 +86,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--members",
         type=int,
-        help="networks trained side by side and averaged (an ensemble; default: the preset's)",
+        help="networks trained with seeds seed, seed+1, ... (in parallel on a multi-core CPU) and averaged (an ensemble; default: the preset's)",
     )
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--device", help="auto, cpu, cuda or mps")

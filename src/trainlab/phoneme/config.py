@@ -54,8 +54,9 @@ class PhonemeConfig:
             ``count`` spans of up to ``width`` time steps zeroed per sequence (``[0, 0]``: none).
         feature_masks: ``[count, width]``: bands of up to ``width`` of each frame's 39
             coefficients zeroed per sequence in training (``[0, 0]``: none).
-        members: networks of this design trained side by side from successive draws of the
-            seeded generator, their probabilities averaged (an ensemble; 1 = one network).
+        members: networks of this design, member ``k`` trained as a run of its own seeded
+            ``seed + k`` (in parallel processes on a multi-core CPU), their probabilities
+            averaged (an ensemble; 1 = one network).
         utterances_per_batch: RNN batch size in utterances (in pieces with ``chunk_frames``).
         warmup: share of the training steps spent warming the learning rate up linearly (for the
             ``cosine`` and ``warmup`` schedules; a ``warmup_steps`` in ``scheduler_kwargs`` wins).

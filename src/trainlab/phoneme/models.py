@@ -262,15 +262,11 @@ class SequenceRNN(nn.Module):
 
 
 class Members(nn.Module):
-    """An ensemble of networks of one design trained side by side, their probabilities averaged.
+    """An ensemble of networks of one design, read as one: the log of their mean softmax probability.
 
-    In training mode the members' outputs are stacked along the batch (member ``m``'s outputs
-    are rows ``m*B .. (m+1)*B - 1``), and :class:`MemberLoss` repeats the targets to match: the
-    loss is the mean of the members' own losses, so each member learns from its own
-    initialisation and dropout masks on the same batches, as it would alone (one optimizer, one
-    clipping norm over all of them). In evaluation mode the output is the log of the members'
-    mean softmax probability: log-probabilities, which ``log_softmax`` leaves unchanged, so
-    inference, validation and smoothing read it as any network's logits.
+    The output is log-probabilities, which ``log_softmax`` leaves unchanged, so inference,
+    validation and smoothing read it as any network's logits. The members are trained one by one
+    as networks of their own (:func:`trainlab.phoneme.fitting.fit_ensemble`).
     """
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
@@ -278,31 +274,13 @@ class Members(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        outs = [m(*inputs) for m in self.members]
-        if self.training:
-            return torch.cat(outs, dim=0)
-        logp = torch.stack([_at_least_float(o).log_softmax(dim=-1) for o in outs])
-        return torch.logsumexp(logp, dim=0) - math.log(len(outs))
+        logp = torch.stack([_at_least_float(m(*inputs)).log_softmax(dim=-1) for m in self.members])
+        return torch.logsumexp(logp, dim=0) - math.log(len(self.members))
 
 
 def _at_least_float(x: Tensor) -> Tensor:
     """``x`` in float32 if it is in a lower precision (bf16 autocast), else as it is."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
-
-
-class MemberLoss(nn.Module):
-    """``loss(outputs, targets)`` for :class:`Members`: when ``outputs`` has ``k`` times the
-    targets' rows (k members in training mode), the targets are repeated ``k`` times."""
-
-    def __init__(self, loss: nn.Module) -> None:
-        super().__init__()
-        self.loss = loss
-
-    def forward(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        k = outputs.shape[0] // max(1, targets.shape[0])
-        if k > 1 and outputs.shape[0] == k * targets.shape[0]:
-            targets = targets.repeat(k, *([1] * (targets.dim() - 1)))
-        return self.loss(outputs, targets)
 
 
 class FlatFrames(nn.Module):
@@ -329,7 +307,8 @@ def build_model(config: PhonemeConfig) -> nn.Module:
         config: the run's settings.
 
     Returns:
-        The untrained network (weights drawn from torch's global generator, member after member).
+        The untrained network (weights drawn from torch's global generator, member after member;
+        training replaces member ``k``'s with those of its own run seeded ``seed + k``).
     """
     if config.members > 1:
         return Members([_build_one(config) for _ in range(config.members)])

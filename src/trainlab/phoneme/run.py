@@ -11,7 +11,7 @@ model to any feature file, ``evaluate_phoneme`` scores it on a labelled folder, 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +21,12 @@ import torch
 from trainlab._io import atomic_write_json
 from trainlab._threads import torch_threads
 from trainlab.config import to_dict
+from trainlab.device import resolve_device
 from trainlab.diagnose.target import DiagnosisTarget
 from trainlab.distributed import is_main_process, restarted
 from trainlab.errors import TrainlabError
-from trainlab.phoneme.batches import IGNORE, FrameBatches, UtteranceBatches, masked_accuracy
-from trainlab.phoneme.config import AUTO, DEFAULT_PRESET, PhonemeConfig, preset, train_config
+from trainlab.phoneme.batches import IGNORE, FrameBatches, UtteranceBatches
+from trainlab.phoneme.config import AUTO, DEFAULT_PRESET, PhonemeConfig, preset
 from trainlab.phoneme.files import (
     TimitData,
     Utterances,
@@ -33,13 +34,14 @@ from trainlab.phoneme.files import (
     load_features,
     load_timit,
 )
+from trainlab.phoneme.fitting import fit_ensemble, member_config
 from trainlab.phoneme.infer import (
     KAGGLE_COLUMNS,
     choose_smoothing,
     log_posteriors,
     write_submission,
 )
-from trainlab.phoneme.models import FlatFrames, MemberLoss, build_model, describe
+from trainlab.phoneme.models import FlatFrames, describe
 from trainlab.phoneme.saved import load_model, save_model
 from trainlab.phoneme.smoothing import Smoothing, apply_smoothing, class_prior, transition_matrix
 from trainlab.phoneme.split import RunData, prediction_rows, prepare_data
@@ -123,10 +125,14 @@ def _train(
         split.y[split.utts.rows(split.train_u)], split.utts.subset(split.train_u)
     )
     prior = class_prior(split.y[train_rows])
-    net, history = _fit(cfg, split, out, quiet, resume)
+    device = resolve_device(cfg.device)
+    fitted = fit_ensemble(cfg, split, out / "training", quiet, resume, ds.root, device)
     if not is_main_process():
         return {}
-    device = next(net.parameters()).device
+    net, history = fitted.net, fitted.history
+    history.to_csv(out / "history.csv")
+    if len(history):
+        history.plot(out / "curves.png")
     metrics: dict[str, Any] = {
         "model": cfg.model,
         "train_frames": len(train_rows),
@@ -141,6 +147,8 @@ def _train(
         "best_epoch": history.best_epoch,
         "epochs_run": len(history),
     }
+    if cfg.members > 1:
+        metrics["members"] = _member_metrics(cfg, fitted.histories)
     decoder = _Decoder(_default_smoothing(cfg), np.log(transitions), np.log(prior))
     if len(split.val_u):
         decoder.smoothing = _choose_smoothing(net, cfg, split, decoder, device)
@@ -177,41 +185,17 @@ def _split(ds: TimitData, cfg: PhonemeConfig) -> RunData:
     return prepare_data(ds, cfg.val_ratio, cfg.holdout_ratio, cfg.seed)
 
 
-def _fit(
-    cfg: PhonemeConfig, split: RunData, out: Path, quiet: bool, resume: bool = False
-) -> tuple[torch.nn.Module, History]:
-    """Build the seeded network, train it with the Trainer, write its history and curves."""
-    from trainlab.train import fit
-
-    torch.manual_seed(cfg.seed)
-    net = build_model(cfg)
-    model = FlatFrames(net) if cfg.sequence else net
-    train_batches, val_batches = _batches(cfg, split)
-    history = fit(
-        model,
-        MemberLoss(
-            torch.nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=cfg.label_smoothing)
-        ),
-        train_batches,
-        val_batches,
-        config=replace(
-            train_config(
-                cfg,
-                out / "training",
-                quiet=quiet,
-                has_val=len(split.val_u) > 0,
-                steps_per_epoch=len(train_batches),
-            ),
-            resume=resume,
-        ),
-        metrics={"acc": masked_accuracy},
-    )
-    if not is_main_process():
-        return net, history
-    history.to_csv(out / "history.csv")
-    if len(history):
-        history.plot(out / "curves.png")
-    return net, history
+def _member_metrics(cfg: PhonemeConfig, histories: list[History]) -> list[dict[str, Any]]:
+    """Each member's seed, best epoch and best validation accuracy (``history.csv``: member 1's)."""
+    return [
+        {
+            "seed": member_config(cfg, k).seed,
+            "best_epoch": h.best_epoch,
+            f"best_{h.monitor}": h.best_value,
+            "history": f"training/member{k + 1}/history.csv",
+        }
+        for k, h in enumerate(histories)
+    ]
 
 
 def _default_smoothing(cfg: PhonemeConfig) -> Smoothing:
@@ -360,8 +344,6 @@ def predict_phoneme(
     Returns:
         (N,) int64 predicted classes.
     """
-    from trainlab.device import resolve_device
-
     check_output_file(output)
     net, info = load_model(model)
     cfg: PhonemeConfig = info["config"]
@@ -453,30 +435,6 @@ def load_for_diagnosis(
     xb, yb = next(iter(FrameBatches(x, y, rows, len(rows))))
     desc = f"phoneme {cfg.model} {describe(cfg)}, {len(rows)} training frames"
     return DiagnosisTarget(net.eval(), loss_fn, xb, yb, desc)
-
-
-def _batches(cfg: PhonemeConfig, split: RunData) -> tuple[Any, Any]:
-    """Training and validation batches (frames for the MLPs, whole utterances for the RNN)."""
-    x, y, utts, train_u, val_u = split.x, split.y, split.utts, split.train_u, split.val_u
-    train: Any
-    val: Any
-    if cfg.sequence:
-        train = UtteranceBatches(
-            x,
-            y,
-            utts,
-            train_u,
-            cfg.utterances_per_batch,
-            cfg.rnn_frames,
-            shuffle=True,
-            chunk=cfg.chunk_frames,
-        )
-        val = UtteranceBatches(x, y, utts, val_u, 2 * cfg.utterances_per_batch, cfg.rnn_frames)
-    else:
-        # shuffled by torch's default generator, which fit seeds and checkpoints (exact resume)
-        train = FrameBatches(x, y, split.labelled_rows(train_u), cfg.batch_size, shuffle=True)
-        val = FrameBatches(x, y, split.labelled_rows(val_u), max(1024, 4 * cfg.batch_size))
-    return train, (val if len(val_u) else None)
 
 
 def _posteriors(
