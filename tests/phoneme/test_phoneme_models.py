@@ -68,18 +68,44 @@ def test_birnn_equals_packed_bidirectional_lstm_in_float64():
 
 
 @pytest.mark.parametrize(
-    ("cell", "conv_layers", "num_layers"), [("lstm", 0, 2), ("gru", 2, 2), ("gru", 3, 0)]
+    ("cell", "conv_layers", "num_layers", "stride"),
+    [("lstm", 0, 2, 1), ("gru", 2, 2, 1), ("gru", 3, 0, 1), ("gru", 1, 2, 2), ("lstm", 0, 1, 3)],
 )
-def test_padding_does_not_change_a_sequences_outputs(cell: str, conv_layers: int, num_layers: int):
+def test_padding_does_not_change_a_sequences_outputs(
+    cell: str, conv_layers: int, num_layers: int, stride: int
+):
     torch.manual_seed(0)
     net = SequenceRNN(10, hidden_size=6, num_layers=num_layers, proj_size=6, cell=cell,
                       conv_layers=conv_layers, conv_kernel=3,
-                      conv_dilations=(1, 2, 4)).eval()  # fmt: skip
+                      conv_dilations=(1, 2, 4), stride=stride).eval()  # fmt: skip
     x = torch.randn(1, 5, 10)
     padded = torch.cat([x, torch.randn(1, 4, 10)], dim=1)
     a = net(x, torch.tensor([5]))
     b = net(torch.cat([padded, padded]), torch.tensor([5, 9]))[0, :5]
     torch.testing.assert_close(a[0], b, atol=1e-6, rtol=1e-5)
+
+
+def test_pool_time_averages_the_real_frames_of_each_step():
+    from trainlab.phoneme.models import pool_time
+
+    x = torch.arange(2 * 5 * 1, dtype=torch.float64).reshape(2, 5, 1)
+    pooled, lengths = pool_time(x, torch.tensor([5, 3]), 2)
+    assert lengths.tolist() == [3, 2] and pooled.shape == (2, 3, 1)
+    assert pooled[0, :, 0].tolist() == [0.5, 2.5, 4.0]  # the last step holds one frame
+    assert pooled[1, :2, 0].tolist() == [5.5, 7.0]  # frames 8, 9 are padding
+
+
+def test_strided_recurrence_reads_full_rate_features_beside_it():
+    from trainlab.phoneme.config import resolve_config
+    from trainlab.phoneme.models import build_model, describe
+
+    cfg = resolve_config("crnn", None, rnn_hidden=4, rnn_proj=6, rnn_stride=2)
+    net = build_model(cfg)
+    assert net.head[-1].in_features == 6 + 2 * 4
+    assert net(torch.randn(2, 7, 117), torch.tensor([7, 4])).shape == (2, 7, 39)
+    assert describe(cfg).endswith("every 2 frames")
+    with pytest.raises(ConfigError, match="rnn_stride"):
+        resolve_config("crnn", None, rnn_stride=0)
 
 
 def test_mlp_forward_shapes():

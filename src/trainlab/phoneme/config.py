@@ -43,6 +43,9 @@ class PhonemeConfig:
         rnn_hidden: RNN units per direction.
         rnn_layers: stacked bidirectional layers (0: none, the convolutions alone).
         rnn_proj: width of the RNN's input projection.
+        rnn_stride: the recurrence reads every ``rnn_stride`` frames averaged into one step (1 =
+            every frame); its outputs are repeated back to the frame rate and read with the
+            full-rate features beside them, so a stride of 2 halves the recurrence's cost.
         rnn_frames: context frames of each row fed per time step (odd, 1..11).
         conv_layers: residual 1-D convolution blocks before the RNN (0 = none).
         conv_kernel: their kernel width in frames (odd).
@@ -89,6 +92,7 @@ class PhonemeConfig:
     rnn_hidden: int = 256
     rnn_layers: int = 3
     rnn_proj: int = 256
+    rnn_stride: int = 1
     rnn_frames: int = 11
     conv_layers: int = 0
     conv_kernel: int = 5
@@ -157,6 +161,8 @@ class PhonemeConfig:
             )
         if self.rnn_layers == 0 and self.conv_layers == 0:
             raise ConfigError("rnn_layers and conv_layers are both 0: the model has no layers")
+        if self.rnn_stride < 1:
+            raise ConfigError(f"rnn_stride must be at least 1, got {self.rnn_stride}")
         if not self.conv_dilations or min(self.conv_dilations) < 1:
             raise ConfigError(f"conv_dilations must be positive, got {self.conv_dilations}")
         for name in ("time_masks", "feature_masks"):

@@ -159,6 +159,21 @@ class ConvFrontEnd(nn.Module):
         return h.transpose(1, 2)
 
 
+def pool_time(x: Tensor, lengths: Tensor, stride: int) -> tuple[Tensor, Tensor]:
+    """Average each run of ``stride`` frames of a padded batch into one step, padding excluded.
+
+    (B, T, D), (B,) -> (B, ceil(T / stride), D), (B,) the new lengths ``ceil(lengths / stride)``;
+    a sequence's steps do not depend on the padding after it.
+    """
+    b, t, d = x.shape
+    steps = -(-t // stride)
+    real = torch.arange(steps * stride, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+    padded = nn.functional.pad(x, (0, 0, 0, steps * stride - t)) * real[:, :, None]
+    total = padded.reshape(b, steps, stride, d).sum(2)
+    count = real.reshape(b, steps, stride).sum(2, keepdim=True).clamp(min=1)
+    return total / count.to(x.dtype), -(-lengths // stride)
+
+
 class SpecMask(nn.Module):
     """SpecAugment's masks (Park et al. 2019) on padded framewise features, in training mode only.
 
@@ -230,6 +245,7 @@ class SequenceRNN(nn.Module):
         conv_kernel: int = 5,
         conv_dilations: Sequence[int] = (1,),
         masks: SpecMask | None = None,
+        stride: int = 1,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -247,7 +263,9 @@ class SequenceRNN(nn.Module):
             else None
         )
         self.rnn = BiRNN(proj_size, hidden_size, num_layers, cell, dropout) if num_layers else None
+        self.stride = stride
         width = 2 * hidden_size if num_layers else proj_size
+        width += proj_size if num_layers and stride > 1 else 0  # the full-rate features beside
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
@@ -256,7 +274,11 @@ class SequenceRNN(nn.Module):
         h = self.proj(x)  # (B, T, D) -> (B, T, P)
         if self.conv is not None:
             h = self.conv(h, lengths)
-        if self.rnn is not None:
+        if self.rnn is not None and self.stride > 1:
+            steps, step_lengths = pool_time(h, lengths, self.stride)  # (B, T/s, P)
+            r = self.rnn(steps, step_lengths).repeat_interleave(self.stride, dim=1)
+            h = torch.cat([h, r[:, : h.shape[1]]], dim=-1)  # (B, T, P + 2H)
+        elif self.rnn is not None:
             h = self.rnn(h, lengths)  # (B, T, P) -> (B, T, 2H)
         return self.head(h)  # -> (B, T, C)
 
@@ -327,6 +349,8 @@ def describe(config: PhonemeConfig) -> str:
         text = f"bi-{config.rnn_cell.upper()} {config.rnn_layers}x{config.rnn_hidden}"
         if config.conv_layers:
             text += f" after {config.conv_layers} convolutions"
+        if config.rnn_stride > 1:
+            text += f", every {config.rnn_stride} frames"
     return text + (f", {config.members} members" if config.members > 1 else "")
 
 
@@ -347,6 +371,7 @@ def _build_one(config: PhonemeConfig) -> nn.Module:
             conv_kernel=config.conv_kernel,
             conv_dilations=config.conv_dilations,
             masks=SpecMask(*config.time_masks, *config.feature_masks) if _masked(config) else None,
+            stride=config.rnn_stride,
         )
     return FrameMLP(
         ROW_DIM,
