@@ -2,15 +2,17 @@
 
 Both learn from the same training utterances and are scored every epoch on the same validation
 utterances (trainlab's split: :func:`trainlab.phoneme.split.three_way_split` with the default's
-ratios and seed), in one run, in two processes started together so the machine's load hits both
-alike (one PyTorch thread each by default):
+ratios and seed), in one run, one after the other, each with the machine to itself (PyTorch's
+default threads; ``--threads`` sets them):
 
 * the course (ml2021spring-hw2 sample code): a per-frame ``Dataset`` and
   ``DataLoader(batch_size=64, shuffle=True)``, the 429-1024-512-128-39 sigmoid MLP,
   ``Adam(lr=1e-4)``, 20 epochs (``--course-epochs``; ``--course-budget-s`` stops it early, and the
   table says how many epochs it ran);
 * trainlab's default: ``train_phoneme`` with the default preset, as ``trainlab phoneme train``
-  runs it (its per-epoch validation accuracy from ``history.csv``, unsmoothed like the course's).
+  runs it (its ensemble's members train side by side, one per core). The curve is member 1's
+  per-epoch validation accuracy (``history.csv``, unsmoothed like the course's; the ensemble is
+  scored once, at the end: the last point).
 
 Writes ``curves.json``, ``time_to_accuracy.png`` and ``time_to_accuracy.md`` under ``--out``: when
 trainlab first reaches the course's final accuracy, as a share of the course's total time, and
@@ -134,7 +136,8 @@ def summarise(
         "| --- | --- | --- | --- | --- |",
         f"| course sample (DataLoader, batch 64, Adam 1e-4) | {len(course)} | {total:.0f} | "
         f"{final:.4f} | |",
-        f"| trainlab default ({m['model']}) | {len(ours)} | {ours[-1]['seconds']:.0f} | "
+        f"| trainlab default ({m['model']}{_member_note(m)}) | {len(ours)} | "
+        f"{ours[-1]['seconds']:.0f} | "
         f"{ours[-1]['val_acc']:.4f} | "
         + (
             f"epoch {reach['epoch']}, {reach['seconds']:.0f} s = {reach['seconds'] / total:.2f} x "
@@ -153,6 +156,11 @@ def summarise(
         f"({m.get('untouched_accuracy_raw', float('nan')):.4f} raw).",
     ]
     return "\n".join(lines)
+
+
+def _member_note(m: dict[str, Any]) -> str:
+    n = len(m.get("members", []))
+    return f"; curve: member 1 of {n}, trained side by side" if n else ""
 
 
 def plot(course: list[dict[str, float]], ours: list[dict[str, float]], path: Path) -> None:
@@ -178,20 +186,21 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--course-epochs", type=int, default=20)
     ap.add_argument("--course-budget-s", type=float, default=float("inf"))
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="PyTorch threads (0: its default)")
     ap.add_argument("--worker", choices=["course", "trainlab"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.worker == "course":
         return course_worker(args.data, out, args.course_epochs, args.course_budget_s)
     if args.worker == "trainlab":
         return trainlab_worker(args.data, out)
     base = [sys.executable, __file__, *sys.argv[1:]]
-    procs = [subprocess.Popen([*base, "--worker", w]) for w in ("course", "trainlab")]
-    if any(p.wait() for p in procs):
-        sys.exit("a worker failed")
+    for worker in ("course", "trainlab"):
+        if subprocess.run([*base, "--worker", worker]).returncode:
+            sys.exit(f"the {worker} worker failed")
     course = [json.loads(line) for line in (out / "course.jsonl").read_text().splitlines()]
     ours = _trainlab_curve(out)
     metrics = json.loads((out / "trainlab_metrics.json").read_text())

@@ -9,7 +9,7 @@ import torch
 
 from trainlab.errors import ConfigError
 from trainlab.phoneme.config import PRESETS, preset, resolve_config, train_config
-from trainlab.phoneme.models import SequenceRNN, build_model
+from trainlab.phoneme.models import Members, SequenceRNN, build_model
 
 
 def test_presets_match_the_task():
@@ -26,7 +26,10 @@ def test_presets_match_the_task():
     tcn = build_model(preset("tcn"))
     assert isinstance(tcn, SequenceRNN) and tcn.conv is not None and tcn.rnn is None
     assert [b[0].dilation[0] for b in tcn.conv.blocks] == [1, 2, 4, 8] * 2
-    default = build_model(resolve_config())  # no preset named: the default, convolutions + BiGRU
+    # no preset named: the default, an ensemble of two networks of convolutions + BiGRU
+    ensemble = build_model(resolve_config())
+    assert isinstance(ensemble, Members) and len(ensemble.members) == 2
+    default = ensemble.members[0]
     assert isinstance(default, SequenceRNN) and default.conv is not None
     assert isinstance(default.rnn.forward_layers[0], torch.nn.GRU) and default.masks is None
     assert resolve_config().model == "crnn"

