@@ -185,20 +185,24 @@ def test_killed_between_the_publishing_renames_keeps_one_whole_run(
     _assert_same_run(out, setup["ref_mlp"])
 
 
-def test_killed_from_outside_after_the_first_checkpoint(setup: dict[str, Path], data: Path):
-    out = setup["root"] / "outside"
-    args = _train_args(data, out, setup["mlp"])
+def _kill_when(setup: dict[str, Path], args: list[str], file: Path) -> None:
+    """Run the command and SIGKILL it from outside as soon as ``file`` exists."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen(
         [sys.executable, str(setup["driver"]), "none", "0", *args], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    last = staging_dir(out) / "training" / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 120
-    while not last.exists() and child.poll() is None and time.monotonic() < deadline:
+    while not file.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(child.pid, signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL
+
+
+def test_killed_from_outside_after_the_first_checkpoint(setup: dict[str, Path], data: Path):
+    out = setup["root"] / "outside"
+    args = _train_args(data, out, setup["mlp"])
+    _kill_when(setup, args, staging_dir(out) / "training" / "checkpoints" / "last.pt")
     resumed = _run(setup, "none", "0", [*args, "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(out, setup["ref_mlp"])
@@ -226,17 +230,7 @@ def test_ensemble_in_workers_killed_from_outside_resumes(setup: dict[str, Path],
     """The parent killed outright: its workers end at their next step, the resume finishes."""
     out = setup["root"] / "workers"
     args = _train_args(data, out, setup["workers"])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(
-        [sys.executable, str(setup["driver"]), "none", "0", *args], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    last = staging_dir(out) / "training" / "member2" / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.kill(child.pid, signal.SIGKILL)
-    assert child.wait() == -signal.SIGKILL
+    _kill_when(setup, args, staging_dir(out) / "training" / "member2" / "checkpoints" / "last.pt")
     time.sleep(2)  # the orphaned workers notice at their next step
     resumed = _run(setup, "none", "0", [*args, "--resume"])
     assert resumed.returncode == 0, resumed.stderr

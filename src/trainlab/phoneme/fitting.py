@@ -4,9 +4,10 @@
 :func:`fit_ensemble` trains ``config.members`` of them, member ``k`` a run of its own seeded with
 ``seed + k`` (its own initialisation, dropout and batch order) in ``training/member<k+1>/``, and
 averages their probabilities (:class:`~trainlab.phoneme.models.Members`). On a CPU the members
-train side by side in worker processes (:mod:`trainlab.phoneme.workers`), one per core: a recurrent network's small matrix products
-gain little from a second thread, so two members on two cores take about the time of one.
-Member 1 is exactly the run a single network with the same seed would be.
+train side by side in worker processes (:mod:`trainlab.phoneme.workers`), one per core: a
+recurrent network's small matrix products gain little from a second thread, so a core per member
+does more than two threads per network. Member 1 is exactly the run a single network with the
+same seed would be.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ def member_config(cfg: PhonemeConfig, k: int) -> PhonemeConfig:
     return replace(cfg, members=1, seed=cfg.seed + k)
 
 
-def member_dir(train_dir: Path, cfg: PhonemeConfig, k: int) -> Path:
-    """Where member ``k`` checkpoints: ``train_dir`` itself for one network."""
-    return train_dir if cfg.members == 1 else train_dir / f"member{k + 1}"
+def member_dir(train_dir: Path, k: int) -> Path:
+    """Where member ``k`` (0-based) of an ensemble checkpoints, inside the Trainer's folder."""
+    return train_dir / f"member{k + 1}"
 
 
 def parallel_workers(cfg: PhonemeConfig, device: torch.device) -> tuple[int, int]:
@@ -136,12 +137,13 @@ def fit_ensemble(
         return Fitted(net, [history])
     workers, threads = parallel_workers(cfg, device)
     jobs = [
-        (k, member_dir(train_dir, cfg, k), quiet or k > 0 or not is_main_process())
+        (k, member_dir(train_dir, k), quiet or k > 0 or not is_main_process())
         for k in range(cfg.members)
     ]
     if workers == 1:
         results = [
-            _state(fit_network(member_config(cfg, k), split, d, q, resume)) for k, d, q in jobs
+            weights_and_history(fit_network(member_config(cfg, k), split, d, q, resume))
+            for k, d, q in jobs
         ]
     else:
         if not quiet and is_main_process():
@@ -159,7 +161,10 @@ def fit_ensemble(
     return Fitted(ensemble.to(device), [h for _, h in results])
 
 
-def _state(fitted: tuple[torch.nn.Module, History]) -> tuple[dict[str, Any], History]:
+def weights_and_history(
+    fitted: tuple[torch.nn.Module, History],
+) -> tuple[dict[str, Any], History]:
+    """A trained network's weights (detached, on the CPU) and its history."""
     net, history = fitted
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}, history
 
@@ -188,4 +193,12 @@ def _batches(cfg: PhonemeConfig, split: RunData) -> tuple[Any, Any]:
     return train, (val if len(val_u) else None)
 
 
-__all__ = ["Fitted", "fit_ensemble", "fit_network", "member_config", "parallel_workers"]
+__all__ = [
+    "Fitted",
+    "fit_ensemble",
+    "fit_network",
+    "member_config",
+    "member_dir",
+    "parallel_workers",
+    "weights_and_history",
+]

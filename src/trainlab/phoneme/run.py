@@ -34,7 +34,7 @@ from trainlab.phoneme.files import (
     load_features,
     load_timit,
 )
-from trainlab.phoneme.fitting import fit_ensemble, member_config
+from trainlab.phoneme.fitting import fit_ensemble, member_config, member_dir
 from trainlab.phoneme.infer import (
     KAGGLE_COLUMNS,
     choose_smoothing,
@@ -192,7 +192,7 @@ def _member_metrics(cfg: PhonemeConfig, histories: list[History]) -> list[dict[s
             "seed": member_config(cfg, k).seed,
             "best_epoch": h.best_epoch,
             f"best_{h.monitor}": h.best_value,
-            "history": f"training/member{k + 1}/history.csv",
+            "history": str(member_dir(Path("training"), k) / "history.csv"),
         }
         for k, h in enumerate(histories)
     ]

@@ -95,18 +95,17 @@ class _OrphanGuard:
 def _work(job: dict[str, Any]) -> None:
     from trainlab.phoneme.config import PhonemeConfig
     from trainlab.phoneme.files import load_timit
-    from trainlab.phoneme.fitting import fit_network, member_config
+    from trainlab.phoneme.fitting import fit_network, member_config, weights_and_history
     from trainlab.phoneme.split import prepare_data
 
     torch.set_num_threads(int(job["threads"]))
     cfg = from_dict(PhonemeConfig, job["config"])
     split = prepare_data(load_timit(job["data"]), cfg.val_ratio, cfg.holdout_ratio, cfg.seed)
     folder = Path(job["folder"])
-    net, history = fit_network(
+    weights, history = weights_and_history(fit_network(
         member_config(cfg, int(job["member"])), split, folder, bool(job["quiet"]),
         bool(job["resume"]), [_OrphanGuard()],
-    )  # fmt: skip
-    weights = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    ))  # fmt: skip
     torch.save({"weights": weights, "history": history.state_dict()}, folder / RESULT)
 
 
