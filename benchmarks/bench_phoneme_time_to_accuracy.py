@@ -10,7 +10,7 @@ default threads; ``--threads`` sets them):
   ``Adam(lr=1e-4)``, 20 epochs (``--course-epochs``; ``--course-budget-s`` stops it early, and the
   table says how many epochs it ran);
 * trainlab's default: ``train_phoneme`` with the default preset, as ``trainlab phoneme train``
-  runs it (its ensemble's members train side by side, one per core). The curve is member 1's
+  runs it (its ensemble's members train side by side, the cores shared). The curve is member 1's
   per-epoch validation accuracy (``history.csv``, unsmoothed like the course's; the ensemble is
   scored once, at the end: the last point).
 

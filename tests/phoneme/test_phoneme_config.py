@@ -26,12 +26,12 @@ def test_presets_match_the_task():
     tcn = build_model(preset("tcn"))
     assert isinstance(tcn, SequenceRNN) and tcn.conv is not None and tcn.rnn is None
     assert [b[0].dilation[0] for b in tcn.conv.blocks] == [1, 2, 4, 8] * 2
-    # no preset named: the default, an ensemble of two networks of convolutions + BiGRU
+    # no preset named: the default, an ensemble of two networks of convolutions + BiLSTM
     ensemble = build_model(resolve_config())
     assert isinstance(ensemble, Members) and len(ensemble.members) == 2
     default = ensemble.members[0]
     assert isinstance(default, SequenceRNN) and default.conv is not None
-    assert isinstance(default.rnn.forward_layers[0], torch.nn.GRU) and default.masks is None
+    assert isinstance(default.rnn.forward_layers[0], torch.nn.LSTM) and default.masks is None
     assert resolve_config().model == "crnn"
     assert preset("crnn").holdout_ratio > 0 and preset("crnn").chunk_frames > 0
 

@@ -16,7 +16,9 @@ TINY_TCN = {"rnn_proj": 16, "conv_layers": 2, "conv_dilations": [1, 2], "epochs"
 
 def test_parallel_workers_split_the_cores_on_cpu_only():
     cfg = resolve_config("tcn", None, members=3, threads=2)
-    assert parallel_workers(cfg, torch.device("cpu")) == (2, 1)
+    assert parallel_workers(cfg, torch.device("cpu")) == (3, 1)  # all at once, a core shared
+    assert parallel_workers(resolve_config("tcn", None, members=9, threads=2),
+                            torch.device("cpu")) == (8, 1)  # fmt: skip
     assert parallel_workers(resolve_config("tcn", None, members=2, threads=4),
                             torch.device("cpu")) == (2, 2)  # fmt: skip
     assert parallel_workers(resolve_config("tcn", None, members=2, threads=1),

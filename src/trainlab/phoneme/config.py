@@ -255,12 +255,12 @@ def _rnn() -> PhonemeConfig:
 @PRESETS.register(
     "crnn",
     "the default: an ensemble of 2 networks (convolutional front end + 2-layer bidirectional "
-    "GRU), trained side by side on 1-s pieces of the utterances, AdamW, warm-up + cosine",
+    "LSTM), trained side by side on 1-s pieces of the utterances, AdamW, warm-up + cosine",
 )
 def _crnn() -> PhonemeConfig:
     return PhonemeConfig(
         model="crnn",
-        rnn_cell="gru",
+        rnn_cell="lstm",  # oneDNN's fused LSTM on a CPU: 2x the GRU's speed side by side here
         rnn_hidden=192,
         rnn_layers=2,
         rnn_proj=192,
@@ -270,9 +270,9 @@ def _crnn() -> PhonemeConfig:
         chunk_frames=100,  # 1-s pieces: more updates per epoch and faster steps than 2-s ones
         utterances_per_batch=32,
         dropout=0.2,
-        epochs=15,
+        epochs=20,
         warmup=0.05,
-        members=2,  # side by side on 2 cores: 35 s per epoch here; 0.6 points more untouched
+        members=2,  # side by side on 2 cores: 17 s per epoch here
         **_SEQUENCE_TRAINING,
     )
 

@@ -4,10 +4,11 @@
 :func:`fit_ensemble` trains ``config.members`` of them, member ``k`` a run of its own seeded with
 ``seed + k`` (its own initialisation, dropout and batch order) in ``training/member<k+1>/``, and
 averages their probabilities (:class:`~trainlab.phoneme.models.Members`). On a CPU the members
-train side by side in worker processes (:mod:`trainlab.phoneme.workers`), one per core: a
-recurrent network's small matrix products gain little from a second thread, so a core per member
-does more than two threads per network. Member 1 is exactly the run a single network with the
-same seed would be.
+train side by side in worker processes (:mod:`trainlab.phoneme.workers`), all at once, the cores
+shared among them: a recurrent network's small matrix products gain less from a second thread
+than a second network does from a core of its own (one LSTM network: 1.65x faster on two threads;
+two networks side by side: 1.8x the work of one alone). Member 1 is exactly the run a single
+network with the same seed would be.
 """
 
 from __future__ import annotations
@@ -55,18 +56,26 @@ def member_dir(train_dir: Path, k: int) -> Path:
     return train_dir / f"member{k + 1}"
 
 
+#: At most this many member processes share one core: more only adds memory, not speed.
+MEMBERS_PER_CORE = 4
+
+
 def parallel_workers(cfg: PhonemeConfig, device: torch.device) -> tuple[int, int]:
     """(worker processes, threads each) for training ``cfg``'s members.
 
-    One process per member up to the CPU cores available (``cfg.threads`` when set), on a CPU
-    outside ``torchrun``; otherwise ``(1, cfg.threads)``: the members train one after another in
-    this process (one accelerator, or a process group, serves them in turn).
+    On a CPU with two or more cores (``cfg.threads`` when set), outside ``torchrun``: every member
+    at once, a process each (up to :data:`MEMBERS_PER_CORE` per core, in rounds beyond), the cores
+    shared out among them. Three members on two cores train as fast, member-epoch for member-epoch,
+    as two do (25.5 s per epoch against 17 s for the pair, measured with the LSTM default), where
+    a third member left to run alone afterwards would leave a core idle. Otherwise
+    ``(1, cfg.threads)``: the members train one after another in this process (one accelerator,
+    or a process group, serves them in turn).
     """
-    if cfg.members < 2 or device.type != "cpu" or detect_env().distributed:
-        return 1, cfg.threads
     cores = cfg.threads or _cpu_cores()
-    workers = min(cfg.members, cores)
-    return (workers, max(1, cores // workers)) if workers > 1 else (1, cfg.threads)
+    if cfg.members < 2 or cores < 2 or device.type != "cpu" or detect_env().distributed:
+        return 1, cfg.threads
+    workers = min(cfg.members, MEMBERS_PER_CORE * cores)
+    return workers, max(1, cores // workers)
 
 
 def _cpu_cores() -> int:

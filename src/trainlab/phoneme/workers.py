@@ -1,4 +1,4 @@
-"""Worker processes that train ensemble members side by side, one per CPU core.
+"""Worker processes that train ensemble members side by side, the CPU cores shared among them.
 
 Each worker is a fresh interpreter (``python -m trainlab.phoneme.workers <job>``), not a fork
 or a ``multiprocessing`` spawn: it imports nothing of the caller's script, so a script without a

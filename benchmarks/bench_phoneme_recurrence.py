@@ -1,0 +1,66 @@
+"""Training step time of the phoneme default's network with an LSTM or a GRU recurrence, on the CPU.
+
+The default ``crnn`` network (input projection, two residual convolutions, a 2-layer bidirectional
+recurrence of 192 units per direction, a classifier) takes one AdamW step on a batch of the
+default's shape (32 pieces of 100 frames, 3 context frames of 39 coefficients), with each cell and
+thread count; repetitions are interleaved so load from other processes hits every variant alike,
+and medians are reported as ratios to the GRU on one thread (the baseline, run in the same
+process). PyTorch runs the LSTM through oneDNN's fused kernels on the CPU, which the GRU lacks.
+
+    python benchmarks/bench_phoneme_recurrence.py [--repeats 5] [--steps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from trainlab.phoneme.config import resolve_config
+from trainlab.phoneme.models import build_model
+
+PIECES, FRAMES, FEATURES, CLASSES = 32, 100, 3 * 39, 39
+
+
+def step_seconds(cell: str, threads: int, steps: int) -> float:
+    """Mean seconds of one training step of the default network with ``cell`` (after 2 warm-ups)."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = build_model(resolve_config("crnn", None, members=1, rnn_cell=cell)).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x = torch.randn(PIECES, FRAMES, FEATURES)
+    y = torch.randint(0, CLASSES, (PIECES * FRAMES,))
+    lengths = torch.full((PIECES,), FRAMES)
+    for i in range(steps + 2):
+        if i == 2:
+            t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(net(x, lengths).reshape(-1, CLASSES), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per repetition")
+    args = ap.parse_args()
+    variants = [(cell, threads) for threads in (1, 2) for cell in ("gru", "lstm")]
+    times: dict[tuple[str, int], list[float]] = {v: [] for v in variants}
+    for _ in range(args.repeats):
+        for cell, threads in variants:  # interleaved
+            times[(cell, threads)].append(step_seconds(cell, threads, args.steps))
+    base = statistics.median(times[("gru", 1)])
+    print(f"crnn network, {PIECES} x {FRAMES} frames per step; median of {args.repeats} x "
+          f"{args.steps} steps")  # fmt: skip
+    print("| cell | threads | s per step | vs GRU, 1 thread |\n| --- | --- | --- | --- |")
+    for (cell, threads), ts in times.items():
+        s = statistics.median(ts)
+        print(f"| {cell} | {threads} | {s:.3f} | {s / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
