@@ -6,6 +6,8 @@ default's shape (32 pieces of 100 frames, 3 context frames of 39 coefficients), 
 thread count; repetitions are interleaved so load from other processes hits every variant alike,
 and medians are reported as ratios to the GRU on one thread (the baseline, run in the same
 process). PyTorch runs the LSTM through oneDNN's fused kernels on the CPU, which the GRU lacks.
+Then the way an ensemble's members train: two networks at once, one thread each, in processes of
+their own (``pair``), each process's step time against the same baseline.
 
     python benchmarks/bench_phoneme_recurrence.py [--repeats 5] [--steps 6]
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -43,16 +47,32 @@ def step_seconds(cell: str, threads: int, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def pair_seconds(cell: str, steps: int) -> float:
+    """Mean step seconds of two networks training at once in processes of their own, 1 thread each."""
+    cmd = [sys.executable, __file__, "--worker", cell, "--steps", str(steps)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    return statistics.mean(float(p.communicate()[0]) for p in procs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=6, help="timed steps per repetition")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)  # one network of a pair: prints seconds
     args = ap.parse_args()
-    variants = [(cell, threads) for threads in (1, 2) for cell in ("gru", "lstm")]
-    times: dict[tuple[str, int], list[float]] = {v: [] for v in variants}
+    if args.worker:
+        print(step_seconds(args.worker, 1, args.steps))
+        return
+    variants = [(cell, threads) for threads in (1, 2, "pair") for cell in ("gru", "lstm")]
+    times: dict[tuple[str, int | str], list[float]] = {v: [] for v in variants}
     for _ in range(args.repeats):
         for cell, threads in variants:  # interleaved
-            times[(cell, threads)].append(step_seconds(cell, threads, args.steps))
+            t = (
+                pair_seconds(cell, args.steps)
+                if threads == "pair"
+                else step_seconds(cell, int(threads), args.steps)
+            )
+            times[(cell, threads)].append(t)
     base = statistics.median(times[("gru", 1)])
     print(f"crnn network, {PIECES} x {FRAMES} frames per step; median of {args.repeats} x "
           f"{args.steps} steps")  # fmt: skip

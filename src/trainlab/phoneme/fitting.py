@@ -6,7 +6,7 @@
 averages their probabilities (:class:`~trainlab.phoneme.models.Members`). On a CPU the members
 train side by side in worker processes (:mod:`trainlab.phoneme.workers`), all at once, the cores
 shared among them: a recurrent network's small matrix products gain less from a second thread
-than a second network does from a core of its own (one LSTM network: 1.65x faster on two threads;
+than a second network does from a core of its own (one LSTM network: 1.6x faster on two threads;
 two networks side by side: 1.8x the work of one alone). Member 1 is exactly the run a single
 network with the same seed would be.
 """
