@@ -72,7 +72,7 @@ class PhonemeConfig:
             sees them; their accuracy is the run's unbiased estimate (0 = none).
         seed: seeds the split, initialisation and shuffling.
         device: ``auto``, ``cpu``, ``cuda``, ``mps``.
-        amp: bf16 autocast on CUDA.
+        amp: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX).
         threads: CPU threads for PyTorch (0 = PyTorch's default; 1 is fastest on a busy machine).
         smoothing: post-processing for predictions: a name in
             :data:`trainlab.phoneme.smoothing.SMOOTHERS` (``none``, ``median``, ``majority``,

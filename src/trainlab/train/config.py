@@ -30,7 +30,7 @@ class TrainConfig:
         grad_clip: clip the global gradient norm to this value (``None``: no clipping).
         seed: seeds initialisation-independent randomness (shuffling, dropout).
         device: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        amp: bf16 autocast on CUDA (ignored elsewhere).
+        amp: bf16 autocast on CUDA and on CPUs with native bf16 (ignored elsewhere).
         shuffle: reshuffle the training rows every epoch.
         monitor: history key that decides the best epoch and early stopping.
         mode: ``min`` or ``max`` for ``monitor``.
