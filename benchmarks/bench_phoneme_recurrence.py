@@ -6,7 +6,8 @@ default's shape (32 pieces of 100 frames, 3 context frames of 39 coefficients), 
 thread count; repetitions are interleaved so load from other processes hits every variant alike,
 and medians are reported as ratios to the GRU on one thread (the baseline, run in the same
 process). PyTorch runs the LSTM through oneDNN's fused kernels on the CPU, which the GRU lacks.
-Then the way an ensemble's members train: two networks at once, one thread each, in processes of
+``lstm+bf16`` is the LSTM under bf16 autocast (the default's ``amp``, on a CPU that computes in
+bf16 natively; float32 elsewhere). Then the way an ensemble's members train: two networks at once, one thread each, in processes of
 their own (``pair``), each process's step time against the same baseline.
 
     python benchmarks/bench_phoneme_recurrence.py [--repeats 5] [--steps 6]
@@ -24,6 +25,7 @@ import torch
 
 from trainlab.phoneme.config import resolve_config
 from trainlab.phoneme.models import build_model
+from trainlab.train._forward import autocast
 
 PIECES, FRAMES, FEATURES, CLASSES = 32, 100, 3 * 39, 39
 
@@ -32,6 +34,7 @@ def step_seconds(cell: str, threads: int, steps: int) -> float:
     """Mean seconds of one training step of the default network with ``cell`` (after 2 warm-ups)."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    cell, _, bf16 = cell.partition("+")
     net = build_model(resolve_config("crnn", None, members=1, rnn_cell=cell)).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     x = torch.randn(PIECES, FRAMES, FEATURES)
@@ -40,7 +43,9 @@ def step_seconds(cell: str, threads: int, steps: int) -> float:
     for i in range(steps + 2):
         if i == 2:
             t0 = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(net(x, lengths).reshape(-1, CLASSES), y)
+        with autocast(torch.device("cpu"), bool(bf16)):
+            out = net(x, lengths).float()
+        loss = torch.nn.functional.cross_entropy(out.reshape(-1, CLASSES), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -63,7 +68,9 @@ def main() -> None:
     if args.worker:
         print(step_seconds(args.worker, 1, args.steps))
         return
-    variants = [(cell, threads) for threads in (1, 2, "pair") for cell in ("gru", "lstm")]
+    variants = [
+        (cell, threads) for threads in (1, 2, "pair") for cell in ("gru", "lstm", "lstm+bf16")
+    ]
     times: dict[tuple[str, int | str], list[float]] = {v: [] for v in variants}
     for _ in range(args.repeats):
         for cell, threads in variants:  # interleaved

@@ -255,7 +255,8 @@ def _rnn() -> PhonemeConfig:
 @PRESETS.register(
     "crnn",
     "the default: an ensemble of 2 networks (convolutional front end + 2-layer bidirectional "
-    "LSTM), trained side by side on 1-s pieces of the utterances, AdamW, warm-up + cosine",
+    "LSTM), trained side by side on 1-s pieces of the utterances in bf16 where the hardware has "
+    "it, AdamW, warm-up + cosine",
 )
 def _crnn() -> PhonemeConfig:
     return PhonemeConfig(
@@ -272,7 +273,8 @@ def _crnn() -> PhonemeConfig:
         dropout=0.2,
         epochs=20,
         warmup=0.05,
-        members=2,  # side by side on 2 cores: 17 s per epoch here
+        members=2,  # side by side on 2 cores: 17 s per epoch here, 12.3 s in bf16
+        amp=True,  # bf16 where the CPU computes it natively (or CUDA): 0.67x the step time
         **_SEQUENCE_TRAINING,
     )
 
