@@ -3,8 +3,11 @@
 Writes synthetic data in the competition's exact layout and size (train 1,229,932 rows, test
 451,552 rows, utterances whose rows overlap as in the real files, no index, so boundaries are
 recovered) to a temporary folder, trains a preset (``--model``; default: the default preset) for
-one epoch through the command line in a child process, and reports the child's peak resident set size next to the size of one
-float32 copy of the training features. The bar: under 4 GB, i.e. the features are memory-mapped
+one epoch through the command line in a child process, and reports the peak resident set size of
+its largest process and, sampled every 0.2 s, the peak memory of the child and its worker
+processes together (the ensemble's members train in processes of their own): their anonymous
+memory summed, plus the file pages they share, such as the mapped features, counted once; next to
+the size of one float32 copy of the training features. The bar: under 4 GB, i.e. the features are memory-mapped
 (their pages count once in the RSS) and never copied; what the RSS holds beyond the file's pages
 is PyTorch's own runtime and working buffers (about 0.8-1.2 GiB of anonymous memory with the
 crnn default), not data.
@@ -22,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +37,66 @@ import sys
 from trainlab.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux ``/proc``)."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return kids
+
+
+def _rollup(pid: int) -> dict[str, int]:
+    """``/proc/<pid>/smaps_rollup`` in bytes ({} once the process is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) * 1024 for k, v in (ln.split(":", 1) for ln in lines[1:])}
+
+
+def tree_memory(pid: int) -> int:
+    """Bytes that ``pid`` and all its descendants hold: each one's anonymous memory, plus the
+    file pages mapped once (the largest process's; they map the same files).
+
+    Summing each process's proportional set size would count the shared file pages of a process
+    that exits between two reads twice; this does not.
+    """
+    anon = file = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        r = _rollup(p)
+        if r:
+            anon += r.get("Pss_Anon", 0) + r.get("Pss_Shmem", 0)
+            file = max(file, r.get("Rss", 0) - r.get("Anonymous", 0))
+        todo += _children(p)
+    return anon + file
+
+
+def run_sampled(cmd: list[str], every: float = 0.2) -> int:
+    """Run ``cmd`` to completion (raising on failure); return the peak memory of its process tree
+    (:func:`tree_memory`)."""
+    proc = subprocess.Popen(cmd)
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(every):
+            peak = max(peak, tree_memory(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rc = proc.wait()
+    done.set()
+    sampler.join()
+    if rc:
+        raise subprocess.CalledProcessError(rc, cmd)
+    return peak
 
 
 def main() -> None:
@@ -59,16 +123,18 @@ def main() -> None:
         cmd = [sys.executable, "-c", CHILD, "phoneme", "train", "--data", str(data),
                "--out", str(tmp / "run"), "--model", args.model, "--config", str(cfg), "--quiet"]  # fmt: skip
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        together = run_sampled(cmd)
         seconds = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: kB
         metrics = json.loads((tmp / "run" / "metrics.json").read_text())
         print(f"{args.model}: trained 1 epoch on {metrics['train_frames']:,} frames, validated on "
               f"{metrics['val_frames']:,}, predicted {metrics.get('test_frames', 0):,} test frames "
               f"in {seconds:.0f} s")  # fmt: skip
-        print(f"peak RSS {peak / 2**30:.2f} GiB = {peak / size:.2f} x one float32 copy of the "
-              f"training features ({size / 2**30:.2f} GiB); bar: < 4 GB -> "
-              f"{'PASS' if peak < 4e9 else 'FAIL'}")  # fmt: skip
+        total = max(peak, together)
+        print(f"peak RSS of the largest process {peak / 2**30:.2f} GiB; peak of all its "
+              f"processes together {together / 2**30:.2f} GiB = {total / size:.2f} x one float32 copy "
+              f"of the training features ({size / 2**30:.2f} GiB); bar: < 4 GB -> "
+              f"{'PASS' if total < 4e9 else 'FAIL'}")  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -92,8 +92,17 @@ def fit_network(
     resume: bool = False,
     callbacks: Sequence[Any] = (),
 ) -> tuple[torch.nn.Module, History]:
-    """Build the network seeded with ``cfg.seed`` and train it, checkpointing in ``train_dir``."""
+    """Build the network seeded with ``cfg.seed`` and train it, checkpointing in ``train_dir``.
+
+    Sequence models cap oneDNN's kernel cache and trim the host heap as they go
+    (:mod:`trainlab.train.heap`): their batches change shape every step, which otherwise grows a
+    process's memory step after step.
+    """
     from trainlab.train import fit
+    from trainlab.train.heap import TrimHeap, limit_kernel_cache
+
+    if cfg.sequence:
+        limit_kernel_cache()
 
     torch.manual_seed(cfg.seed)
     net = build_model(cfg)
@@ -115,7 +124,7 @@ def fit_network(
             resume=resume,
         ),
         metrics={"acc": masked_accuracy},
-        callbacks=callbacks,
+        callbacks=[*callbacks, TrimHeap()] if cfg.sequence else callbacks,
     )
     return net, history
 
