@@ -20,6 +20,8 @@ import sys
 from functools import cache
 from typing import Any
 
+from trainlab.train.callbacks import Callback, TrainState
+
 #: Kernels oneDNN keeps: enough for one step's LSTM layers, directions and passes.
 KERNEL_CACHE = 8
 
@@ -52,7 +54,7 @@ def release_freed_memory() -> bool:
     return True
 
 
-class TrimHeap:
+class TrimHeap(Callback):
     """A callback that calls :func:`release_freed_memory` every ``every`` optimisation steps.
 
     It changes no number of the run (the weights are the same with and without it).
@@ -63,6 +65,6 @@ class TrimHeap:
             raise ValueError(f"every must be >= 1, got {every}")
         self.every = every
 
-    def on_step_end(self, state: Any) -> None:
+    def on_step_end(self, state: TrainState) -> None:
         if state.step % self.every == 0:
             release_freed_memory()
