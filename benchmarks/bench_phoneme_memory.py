@@ -11,9 +11,13 @@ the size of one float32 copy of the training features. The bar: under 4 GB, i.e.
 (their pages count once in the RSS) and never copied; what the RSS holds beyond the file's pages
 is PyTorch's own runtime and working buffers (about 0.8-1.2 GiB of anonymous memory with the
 crnn default), not data.
-The test rows are read only after the training rows are unmapped. The temporary folder is deleted.
+The test rows are read only after the training rows are unmapped. ``--mlebench`` writes MLE-bench's
+layout instead: the ``--rows`` rows shuffled frame by frame and split 80 / 20 into
+``timit_11/timit_11/train_11.npy`` and ``test_11.npy``, which the command chains back into
+utterances. The temporary folder is deleted.
 
     python benchmarks/bench_phoneme_memory.py [--model tcn] [--rows 1229932] [--test-rows 451552]
+        [--mlebench]
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from trainlab.phoneme._synth import write_synthetic_timit
 from trainlab.phoneme.config import DEFAULT_PRESET
@@ -99,12 +105,38 @@ def run_sampled(cmd: list[str], every: float = 0.2) -> int:
     return peak
 
 
+def mlebench_layout(ordered: Path, root: Path, test_share: float = 0.2, seed: int = 0) -> Path:
+    """Shuffle the rows of the data folder ``ordered`` into MLE-bench's layout under ``root``,
+    block by block (never a second full copy in memory), and delete ``ordered``'s files."""
+    x = np.load(ordered / "train_11.npy", mmap_mode="r")
+    y = np.load(ordered / "train_label_11.npy")
+    perm = np.random.default_rng(seed).permutation(len(x))
+    cut = int((1 - test_share) * len(x))
+    folder = root / "timit_11" / "timit_11"
+    folder.mkdir(parents=True)
+    for name, rows in (("train_11.npy", perm[:cut]), ("test_11.npy", perm[cut:])):
+        out = np.lib.format.open_memmap(folder / name, "w+", np.float32, (len(rows), x.shape[1]))
+        for lo in range(0, len(rows), 100_000):
+            idx = rows[lo : lo + 100_000]
+            ascending = np.argsort(idx)
+            block = np.empty((len(idx), x.shape[1]), dtype=np.float32)
+            block[ascending] = x[idx[ascending]]
+            out[lo : lo + len(idx)] = block
+        out.flush()
+        del out
+    np.save(folder / "train_label_11.npy", y[perm[:cut]])
+    del x
+    shutil.rmtree(ordered)
+    return root
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_229_932)
     ap.add_argument("--test-rows", type=int, default=451_552)
     ap.add_argument("--model", default=DEFAULT_PRESET, help=f"preset (default {DEFAULT_PRESET})")
     ap.add_argument("--batch", type=int, default=None, help="frames per step (MLP presets)")
+    ap.add_argument("--mlebench", action="store_true", help="MLE-bench's shuffled layout")
     ap.add_argument(
         "--dir", default=None, help="where to put the temporary data (default: system temp)"
     )
@@ -114,9 +146,12 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         data = write_synthetic_timit(tmp / "data", args.rows, args.test_rows, mean_length=300)
-        size = (data / "train_11.npy").stat().st_size
-        print(f"wrote {args.rows:,} + {args.test_rows:,} rows ({size / 2**30:.2f} GiB of training "
-              f"features) in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+        if args.mlebench:
+            data = mlebench_layout(data, tmp / "mlebench")
+        train = next(data.rglob("train_11.npy"))
+        size = train.stat().st_size
+        print(f"wrote {train} and its test rows ({size / 2**30:.2f} GiB of training features) in "
+              f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
         cfg = tmp / "bench.toml"
         batch = "" if args.batch is None else f"batch_size = {args.batch}\n"
         cfg.write_text(f"epochs = 1\nthreads = 2\n{batch}")

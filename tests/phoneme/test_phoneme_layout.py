@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from trainlab.cli import main
+from trainlab.phoneme import run as phoneme_run
 from trainlab.phoneme.featurize import FeaturizeConfig, featurize
 from trainlab.phoneme.files import load_timit
 from trainlab.phoneme.layout import ChainedRows, chain_rows, is_shuffled
@@ -75,7 +76,12 @@ def test_prepare_data_and_prediction_on_a_shuffled_layout(data: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_real_clips_shuffled_train_and_predict(shared_data: Path, tmp_path: Path, capsys):
+@pytest.mark.parametrize("group", [None, 3])  # None: the default; 3: many groups of utterances
+def test_real_clips_shuffled_train_and_predict(
+    shared_data: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, group: int | None
+):
+    if group is not None:
+        monkeypatch.setattr(phoneme_run, "CHAINED_GROUP", group)
     root = shared_data / "ljspeech_mfa"
     if not (root / "LJSpeech-1.1" / "wavs").is_dir():
         pytest.skip(f"ljspeech_mfa not found at {root}")
