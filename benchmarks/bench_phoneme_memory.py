@@ -4,7 +4,7 @@ Writes synthetic data in the competition's exact layout and size (train 1,229,93
 451,552 rows, utterances whose rows overlap as in the real files, no index, so boundaries are
 recovered) to a temporary folder, trains a preset (``--model``; default: the default preset) for
 one epoch through the command line in a child process, and reports the peak resident set size of
-its largest process and, sampled every 0.2 s, the peak memory of the child and its worker
+its largest process (its own ``VmHWM``) and, sampled every 0.2 s, the peak memory of the child and its worker
 processes together (the ensemble's members train in processes of their own): their anonymous
 memory summed, plus the file pages they share, such as the mapped features, counted once; next to
 the size of one float32 copy of the training features. The bar: under 4 GB, i.e. the features are memory-mapped
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -65,14 +64,30 @@ def _rollup(pid: int) -> dict[str, int]:
     return {k: int(v.split()[0]) * 1024 for k, v in (ln.split(":", 1) for ln in lines[1:])}
 
 
-def tree_memory(pid: int) -> int:
+def _high_water(pid: int) -> int:
+    """Bytes of ``pid``'s own peak resident set (``VmHWM``; 0 once the process is gone).
+
+    Unlike ``getrusage``'s ``ru_maxrss``, this is not raised by the peak of the process that
+    started it (Linux carries that across ``exec``).
+    """
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_memory(pid: int) -> tuple[int, int]:
     """Bytes that ``pid`` and all its descendants hold: each one's anonymous memory, plus the
     file pages mapped once (the largest process's; they map the same files).
 
     Summing each process's proportional set size would count the shared file pages of a process
-    that exits between two reads twice; this does not.
+    that exits between two reads twice; this does not. Also returns the largest process's own
+    peak resident set (:func:`_high_water`).
     """
-    anon = file = 0
+    anon = file = high = 0
     todo = [pid]
     while todo:
         p = todo.pop()
@@ -80,20 +95,23 @@ def tree_memory(pid: int) -> int:
         if r:
             anon += r.get("Pss_Anon", 0) + r.get("Pss_Shmem", 0)
             file = max(file, r.get("Rss", 0) - r.get("Anonymous", 0))
+            high = max(high, _high_water(p))
         todo += _children(p)
-    return anon + file
+    return anon + file, high
 
 
-def run_sampled(cmd: list[str], every: float = 0.2) -> int:
+def run_sampled(cmd: list[str], every: float = 0.2) -> tuple[int, int]:
     """Run ``cmd`` to completion (raising on failure); return the peak memory of its process tree
-    (:func:`tree_memory`)."""
+    and the largest process's own peak (:func:`tree_memory`)."""
     proc = subprocess.Popen(cmd)
-    peak, done = 0, threading.Event()
+    peak = high = 0
+    done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, high
         while not done.wait(every):
-            peak = max(peak, tree_memory(proc.pid))
+            together, largest = tree_memory(proc.pid)
+            peak, high = max(peak, together), max(high, largest)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -102,7 +120,7 @@ def run_sampled(cmd: list[str], every: float = 0.2) -> int:
     sampler.join()
     if rc:
         raise subprocess.CalledProcessError(rc, cmd)
-    return peak
+    return peak, high
 
 
 def mlebench_layout(ordered: Path, root: Path, test_share: float = 0.2, seed: int = 0) -> Path:
@@ -158,9 +176,8 @@ def main() -> None:
         cmd = [sys.executable, "-c", CHILD, "phoneme", "train", "--data", str(data),
                "--out", str(tmp / "run"), "--model", args.model, "--config", str(cfg), "--quiet"]  # fmt: skip
         t0 = time.perf_counter()
-        together = run_sampled(cmd)
+        together, peak = run_sampled(cmd)
         seconds = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: kB
         metrics = json.loads((tmp / "run" / "metrics.json").read_text())
         print(f"{args.model}: trained 1 epoch on {metrics['train_frames']:,} frames, validated on "
               f"{metrics['val_frames']:,}, predicted {metrics.get('test_frames', 0):,} test frames "
