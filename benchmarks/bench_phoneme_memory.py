@@ -4,13 +4,13 @@ Writes synthetic data in the competition's exact layout and size (train 1,229,93
 451,552 rows, utterances whose rows overlap as in the real files, no index, so boundaries are
 recovered) to a temporary folder, trains a preset (``--model``; default: the default preset) for
 one epoch through the command line in a child process, and reports the peak resident set size of
-its largest process (its own ``VmHWM``) and, sampled every 0.2 s, the peak memory of the child and its worker
-processes together (the ensemble's members train in processes of their own): their anonymous
-memory summed, plus the file pages they share, such as the mapped features, counted once; next to
-the size of one float32 copy of the training features. The bar: under 4 GB, i.e. the features are memory-mapped
-(their pages count once in the RSS) and never copied; what the RSS holds beyond the file's pages
-is PyTorch's own runtime and working buffers (about 0.8-1.2 GiB of anonymous memory with the
-crnn default), not data.
+its largest process (its own ``VmHWM``) and, sampled every 0.2 s, the peak memory of the child and
+its worker processes together (the ensemble's members train in processes of their own): their
+anonymous memory summed, plus the file pages they share, such as the mapped features, counted
+once; next to the size of one float32 copy of the training features. The bar: under 4 GB, i.e.
+the features are memory-mapped and never copied; what the processes hold beyond the file's pages
+is PyTorch's own runtime and working buffers (with the crnn default, about 0.3 GiB of anonymous
+memory in the command and 0.55 GiB in each member), not data.
 The test rows are read only after the training rows are unmapped. ``--mlebench`` writes MLE-bench's
 layout instead: the ``--rows`` rows shuffled frame by frame and split 80 / 20 into
 ``timit_11/timit_11/train_11.npy`` and ``test_11.npy``, which the command chains back into
