@@ -3,7 +3,9 @@
 A rank that raises (a bad file, a NaN, a bug) destroys the process group on its way out, so the
 other ranks, waiting in a collective, get a communication error at once instead of waiting for the
 timeout; ``torchrun`` then stops the whole group. The failing rank's error is the one shown; the
-others raise :class:`PeerFailed`, one line saying that another rank failed.
+others raise :class:`PeerFailed`, one line saying that another rank failed. gloo may instead abort
+a waiting rank from its transport thread when the connection closes (``SIGABRT``, before Python
+sees an error); ``torchrun``'s summary then names that rank's signal.
 """
 
 from __future__ import annotations
