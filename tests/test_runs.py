@@ -126,3 +126,17 @@ def test_output_places_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         check_output_file(ro / "x.csv")
     with pytest.raises(TrainlabError, match="not writable"):
         check_output_dir(ro / "deeper" / "run")
+
+
+def test_output_checks_try_to_create_a_file_where_access_says_yes(tmp_path: Path) -> None:
+    """``os.access`` says yes to root everywhere; a real creation in /proc fails (and leaves
+    nothing behind where it succeeds)."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc filesystem here")
+    with pytest.raises(TrainlabError, match="no file can be created in /proc"):
+        check_output_file("/proc/out.csv")
+    with pytest.raises(TrainlabError, match="no file can be created in /proc"):
+        check_output_dir("/proc/run")
+    check_output_dir(tmp_path)
+    check_output_file(tmp_path / "out.csv")
+    assert list(tmp_path.iterdir()) == []

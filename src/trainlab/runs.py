@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,18 @@ def _unwritable(path: Path) -> str | None:
         return f"{probe} is a file, not a folder"
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"{probe} is not writable"
+    return _cannot_create_in(probe)
+
+
+def _cannot_create_in(folder: Path) -> str | None:
+    """Create and remove a file in ``folder``: ``os.access`` says yes to root, and on some
+    filesystems (``/proc``, a full disk) where no file can be made."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".trainlab-probe-", dir=folder)
+    except OSError as e:
+        return f"no file can be created in {folder}: {e.strerror or e}"
+    os.close(fd)
+    os.unlink(name)
     return None
 
 
@@ -112,9 +125,12 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise TrainlabError(f"{option} {path}: exists and is not a folder")
-    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
-        raise TrainlabError(f"{option} {path}: the folder is not writable")
-    problem = None if path.is_dir() else _unwritable(path)
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise TrainlabError(f"{option} {path}: the folder is not writable")
+        problem = _cannot_create_in(path)
+    else:
+        problem = _unwritable(path)
     if problem:
         raise TrainlabError(f"{option} {path}: cannot create it ({problem})")
     return path

@@ -417,9 +417,19 @@ def labels_to_strings(y: np.ndarray) -> np.ndarray:
     return np.asarray(y, dtype=np.int64).astype("<U2")
 
 
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file
+
+
 def _open_npy(path: Path, mmap: bool) -> np.ndarray:
     if not path.is_file():
         raise DataError(path, "file not found")
+    try:
+        with open(path, "rb") as f:
+            marker = f.read(len(NPY_MAGIC))
+    except OSError as e:
+        raise DataError(path, f"cannot read the .npy file ({e})") from None
+    if marker != NPY_MAGIC:
+        raise DataError(path, "not a .npy file (it does not begin with numpy's format marker)")
     try:
         if mmap:
             return np.load(path, mmap_mode="r", allow_pickle=False)
