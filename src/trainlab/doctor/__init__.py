@@ -44,14 +44,19 @@ cause                    rule (thresholds in ``rules.THRESHOLDS``)
                          ρ < 2e-3 throughout; with a loss ≥ 0.4 of the reference or still
                          falling
 ``saddle_point``         loss high and stalled (< 2% fall over the second half) and at the end
-                         λ_min ≤ -0.1 λ_max: negative curvature gradient descent does not use
+                         λ_min ≤ -0.1 λ_max: negative curvature gradient descent does not use;
+                         not when the steps were too small to move (``lr_too_low``'s evidence)
 ``local_minimum``        loss high and stalled, no such negative curvature, a non-linear model
                          with ≥ 2 parameters per training example (it could fit them)
 ``model_bias``           loss high and stalled without negative curvature, in a linear or small
                          model; a warning when it still falls, or when the stalled loss is only
-                         0.4-0.75 of the reference (or noise); settled by a bigger model
+                         0.4-0.75 of the reference (or noise); settled by a bigger model; not
+                         while an optimisation cause above is a problem, nor while validation
+                         rises as training falls
 ``overfitting``          validation loss ≥ 10% above its best and ≥ 2x the training loss, the
-                         training loss not high; a gap without the rise is a warning
+                         training loss not high; a gap without the rise is a warning; or,
+                         however high the training loss, validation ≥ 10% above its best while
+                         training still falls (≥ 2% over the second half): noisy labels
 ``batch_size``           information: the batch against ``B_simple`` (remarked beyond 4x)
 ``healthy``              no rule found a problem
 =======================  ======================================================================

@@ -8,14 +8,17 @@ severity by :data:`PRIORITY`, which follows the chapter's causal chain: badly sc
 before the learning rate they force; an initialisation that makes gradients explode or vanish
 before the learning rate (the structure fails whatever the step size); a run that diverges before
 the dead units its divergence left behind; a learning rate far too small before the plateau it
-leaves; negative curvature (a saddle) before a minimum or model bias. ``healthy`` is added, first,
-when no rule found a problem.
+leaves; negative curvature (a saddle) before a minimum or model bias. While an optimisation cause
+(:data:`OPTIMISATION`) is a problem, model bias is not reported: a training loss kept high by
+failing optimisation says nothing of the model's capacity. ``healthy`` is added, first, when no
+rule found a problem.
 
 The chapter's framework decides where it can: the training loss first. High training loss →
 model bias or optimisation (vanishing/exploding gradients, dead units, a learning rate far off,
 a saddle point or a local minimum, told apart by the gradients and the Hessian); low training loss
-but high and rising validation loss → overfitting. Where the records cannot settle a case, the
-finding says which extra run would.
+but high and rising validation loss → overfitting; validation rising while training still falls
+→ overfitting too, however high the training loss (noisy or shuffled labels). Where the records
+cannot settle a case, the finding says which extra run would.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ PRIORITY = (
     "lr_too_low", "saddle_point", "local_minimum", "model_bias", "overfitting", "batch_size",
     "healthy",
 )  # fmt: skip
+
+#: Causes of an optimisation failure: while one is a problem, model bias cannot be judged.
+OPTIMISATION = PRIORITY[: PRIORITY.index("model_bias")]
 
 #: Every threshold the rules use.
 THRESHOLDS: dict[str, float] = {
@@ -375,6 +381,18 @@ def dead_units(s: Signals) -> Finding | None:
     )  # fmt: skip
 
 
+def _small_steps(s: Signals) -> list[dict[str, Any]]:
+    """The evidence that the steps are too small to move the weights (empty if they are not)."""
+    ev = []
+    if s.update_p75 is not None and s.update_p75 < T["update_low"]:
+        ev.append(_ev("update/weight ratio per step (median layer, 75th percentile)",
+                      s.update_p75, threshold=T["update_low"]))  # fmt: skip
+    if s.rule in PLAIN_RULES and s.rho_max is not None and s.rho_max < T["rho_low"]:
+        ev.append(_ev("largest stability ratio ρ = lr·λ_max/(2+2β)", s.rho_max,
+                      step=s.rho_max_step, threshold=T["rho_low"]))  # fmt: skip
+    return ev
+
+
 def lr_too_low(s: Signals) -> Finding | None:
     """The steps are too small: the weights barely move and the loss falls slowly.
 
@@ -384,16 +402,10 @@ def lr_too_low(s: Signals) -> Finding | None:
     loss is not low (≥ ``some_loss`` of the reference) or still falling (more than ``stalled``
     over the second half). A problem when the loss is high (≥ ``high_loss``), else a warning.
     """
-    ev = []
-    if s.update_p75 is not None and s.update_p75 < T["update_low"]:
-        ev.append(_ev("update/weight ratio per step (median layer, 75th percentile)",
-                      s.update_p75, threshold=T["update_low"]))  # fmt: skip
-    plain = s.rule in PLAIN_RULES
-    if plain and s.rho_max is not None and s.rho_max < T["rho_low"]:
-        ev.append(_ev("largest stability ratio ρ = lr·λ_max/(2+2β)", s.rho_max,
-                      step=s.rho_max_step, threshold=T["rho_low"]))  # fmt: skip
+    ev = _small_steps(s)
     if not ev:
         return None
+    plain = s.rule in PLAIN_RULES
     falling = s.late_gain is not None and s.late_gain >= T["stalled"]
     if not (_high(s, "some_loss") or falling):
         return None
@@ -446,10 +458,12 @@ def saddle_point(s: Signals) -> Finding | None:
     less than ``stalled``, 2%, over the second half), and at the end the smallest Hessian
     eigenvalue on the probe batch is ≤ ``-negative_curvature`` (-0.1) times the largest (and
     beyond the eigenvalue tolerance): a direction in which the loss still falls, which gradient
-    descent does not find because the gradient along it is (near) zero.
+    descent does not find because the gradient along it is (near) zero. Not when the steps were
+    too small to move the weights at all (:func:`lr_too_low`'s evidence): the weights are then
+    still near their initialisation, whose negative curvature says nothing about a stall.
     """
     c = _final_curvature(s)
-    if c is None or not (_high(s) and _stalled(s)):
+    if c is None or not (_high(s) and _stalled(s)) or _small_steps(s):
         return None
     lam_min, lam_max, f = c
     if not _negative(lam_min, lam_max, f):
@@ -521,11 +535,12 @@ def model_bias(s: Signals) -> Finding | None:
     measured); a linear model, or one with fewer than ``overparametrised`` parameters per example
     (or an unknown number of examples). A problem. A warning when the high loss still falls
     (train longer first), or when a stalled loss is only moderately high (between ``some_loss``,
-    0.4, and ``high_loss``): model bias, or noise in the targets no model can fit.
+    0.4, and ``high_loss``): model bias, or noise in the targets no model can fit. Never while
+    validation rises as training falls (:func:`_diverging`): that model overfits.
     """
     moderate = not _high(s) and _high(s, "some_loss") and _stalled(s)
-    if not (_high(s) or moderate):
-        return None
+    if not (_high(s) or moderate) or _diverging(s):
+        return None  # a model that overfits is not too simple
     c = _final_curvature(s)
     if c is not None and _negative(*c):
         return None
@@ -574,22 +589,42 @@ def model_bias(s: Signals) -> Finding | None:
     )  # fmt: skip
 
 
+def _val_rise(s: Signals) -> float | None:
+    """How far the last validation loss is above its best, relative to the best."""
+    if s.val_end is None or s.val_min is None:
+        return None
+    return (s.val_end - s.val_min) / s.val_min if s.val_min > 0 else 0.0
+
+
+def _diverging(s: Signals) -> bool:
+    """Validation ≥ ``val_rise`` above its best, the best epoch past, and the training loss still
+    falling (≥ ``stalled`` over the second half): training and validation part ways."""
+    rise, best, last = _val_rise(s), s.val_min_epoch, s.last_epoch
+    past = best is not None and last is not None and best < last
+    falling = s.late_gain is not None and s.late_gain >= T["stalled"]
+    return rise is not None and rise >= T["val_rise"] and past and falling
+
+
 def overfitting(s: Signals) -> Finding | None:
     """Training loss low, validation loss high and rising: the model fits noise.
 
     Rule: the last validation loss is ≥ ``val_rise`` (10%) above its best and ≥ ``val_gap`` (2)
     times the last training loss, and the training loss is not high (< ``high_loss`` of the
-    reference). A problem. A large gap without the rise is a warning.
+    reference). A problem. A large gap without the rise is a warning. Also a problem, however
+    high the training loss, when the two part ways (:func:`_diverging`: validation rising while
+    training still falls), as when a network memorises noisy or shuffled labels.
     """
+    if _diverging(s) and _high(s):
+        return _fitting_noise(s)
     if s.val_end is None or s.val_min is None or _high(s):
         return None
     train = s.train_end if s.train_end is not None else s.loss_end
     if train is None:
         return None
-    rise = (s.val_end - s.val_min) / s.val_min if s.val_min > 0 else 0.0
+    rise = _val_rise(s) or 0.0
     gap = s.val_end / train if train > 0 else math.inf
     if gap < T["val_gap"]:
-        return None
+        return _fitting_noise(s) if _diverging(s) else None
     ev = [
         _ev("last training loss", train, epoch=s.last_epoch),
         _ev("last validation loss", s.val_end, epoch=s.last_epoch),
@@ -608,6 +643,29 @@ def overfitting(s: Signals) -> Finding | None:
         "The chapter's remedies for overfitting: more training data (or augmentation), fewer "
         f"parameters or shared ones, early stopping (the best epoch here was {s.val_min_epoch}), "
         "regularisation (weight decay) and dropout.",
+    )  # fmt: skip
+
+
+def _fitting_noise(s: Signals) -> Finding:
+    """The overfitting finding when validation rises while training falls (any training loss)."""
+    rise = _val_rise(s) or 0.0
+    ev = _loss_evidence(s) + [
+        _ev("relative fall of the training loss over the second half", s.late_gain,
+            step=s.last_step, threshold=T["stalled"]),
+        _ev("best validation loss", s.val_min, epoch=s.val_min_epoch),
+        _ev("last validation loss", s.val_end, epoch=s.last_epoch),
+        _ev("validation rise above its best", rise, epoch=s.last_epoch, threshold=T["val_rise"]),
+    ]  # fmt: skip
+    return Finding(
+        "overfitting", "problem",
+        f"The validation loss rose {rise:.0%} above its best (epoch {s.val_min_epoch}) while "
+        f"the training loss kept falling (to {_g(s.loss_end)}): the model fits what is particular "
+        "to the training rows (noise, or wrong labels), not what carries over to new data.",
+        ev,
+        "The chapter's remedies for overfitting: early stopping (the best epoch here was "
+        f"{s.val_min_epoch}), more training data (or augmentation), fewer parameters, weight "
+        "decay and dropout. With the training loss still this high, check the labels too: "
+        "labels that do not follow from the inputs can only be memorised.",
     )  # fmt: skip
 
 
@@ -678,6 +736,9 @@ def healthy(s: Signals, findings: list[Finding]) -> Finding:
 def find_causes(s: Signals) -> list[Finding]:
     """Run every rule on ``s``: the findings, most important first (see the module docstring)."""
     found = [f for rule in RULES if (f := rule(s)) is not None]
+    if any(f.cause in OPTIMISATION and f.severity == "problem" for f in found):
+        # a high training loss says nothing of the model's capacity while training fails
+        found = [f for f in found if f.cause != "model_bias"]
     if not any(f.severity == "problem" for f in found):
         found.append(healthy(s, found))
     rank = {c: i for i, c in enumerate(PRIORITY)}

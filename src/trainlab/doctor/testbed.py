@@ -16,6 +16,7 @@ case                 what is broken                                             
 ``vanishing``        an 8-layer sigmoid MLP initialised with N(0, 0.01²), SGD          vanishing_gradients
 ``saddle``           the zero-weight tanh MLP: every weight and bias 0, an exact saddle saddle_point
 ``overfitting``      a 2x256 MLP on 300 noisy rows for many epochs                     overfitting
+``shuffled_labels``  a 2x256 MLP on 512 rows whose training labels are shuffled        overfitting
 ``model_bias``       a linear model on a problem whose classes are shells |x| = r      model_bias
 ``dead_units``       a ReLU MLP whose biases start at -4: almost every unit dead        dead_units
 ``ill_conditioned``  input features scaled from 0.01 to 100, SGD at the stable lr       ill_conditioned
@@ -188,6 +189,16 @@ def _overfitting(**kw: Any) -> tuple[nn.Module, Data, dict[str, Any]]:
     }  # fmt: skip
 
 
+def _shuffled_labels(**kw: Any) -> tuple[nn.Module, Data, dict[str, Any]]:
+    data = _data(kw, n=min(kw["n"], 512))
+    g = torch.Generator().manual_seed(kw["seed"])
+    data.y = data.y[torch.randperm(len(data.y), generator=g)]  # validation keeps the true ones
+    model = mlp(data.x.shape[1], [max(kw["width"], 64) * 2] * 2, data.out_features, "relu")
+    return model, data, {
+        "optimizer": "adam", "optimizer_kwargs": {"lr": 1e-3}, "epochs": 30, "batch_size": 32,
+    }  # fmt: skip
+
+
 def _model_bias(**kw: Any) -> tuple[nn.Module, Data, dict[str, Any]]:
     data = _data(kw, shells=True)
     model = nn.Linear(data.x.shape[1], data.out_features)
@@ -248,6 +259,12 @@ CASES: dict[str, Case] = {
             "overfitting",
             "a big MLP on 300 noisy rows for many epochs",
             _overfitting,
+        ),
+        Case(
+            "shuffled_labels",
+            "overfitting",
+            "a big MLP on training labels shuffled away from their inputs",
+            _shuffled_labels,
         ),
         Case("model_bias", "model_bias", "a linear model on a nonlinear problem", _model_bias),
         Case("dead_units", "dead_units", "a ReLU MLP with its units driven dead", _dead_units),

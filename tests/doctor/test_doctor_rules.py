@@ -1,0 +1,67 @@
+"""The rules on hand-written signals: the cases where two causes could be read from one run."""
+
+from __future__ import annotations
+
+from trainlab.doctor.rules import THRESHOLDS, find_causes
+from trainlab.doctor.signals import Signals
+
+
+def _causes(s: Signals) -> list[tuple[str, str]]:
+    return [(f.cause, f.severity) for f in find_causes(s)]
+
+
+def _high_loss(**kw) -> Signals:  # noqa: ANN003
+    """A run whose training loss ends at 0.83 of the best constant output (high)."""
+    base = dict(
+        loss_first=2.30, loss_mid=2.2, loss_end=1.9, baseline=2.30, reference=2.30,
+        reference_kind="the best constant output", num_params=20_000, n_train=3000, depth=4,
+        last_epoch=30, epochs=30,
+    )  # fmt: skip
+    return Signals(**{**base, **kw})
+
+
+def test_validation_rising_while_training_falls_is_overfitting_however_high_the_loss() -> None:
+    """As with shuffled labels: training falls slowly, validation rises past its best."""
+    s = _high_loss(val_min=2.30, val_min_epoch=2, val_end=2.90)
+    assert s.loss_ratio >= THRESHOLDS["high_loss"] and s.late_gain >= THRESHOLDS["stalled"]
+    found = find_causes(s)
+    assert found[0].cause == "overfitting" and found[0].severity == "problem"
+    assert "26%" in found[0].summary and "epoch 2" in found[0].summary
+    assert "model_bias" not in [c for c, _ in _causes(s)]  # a bigger model would not help
+
+
+def test_a_slowly_falling_high_loss_with_steady_validation_stays_model_bias() -> None:
+    s = _high_loss(val_min=2.00, val_min_epoch=30, val_end=2.00)
+    assert ("model_bias", "warning") in _causes(s)
+    assert "overfitting" not in [c for c, _ in _causes(s)]
+
+
+def test_validation_at_its_best_in_the_last_epoch_is_not_a_rise() -> None:
+    s = _high_loss(val_min=2.0, val_min_epoch=30, val_end=2.0, loss_end=1.5)  # gap below 2
+    assert "overfitting" not in [c for c, _ in _causes(s)]
+
+
+def _stalled_with_negative_curvature(**kw) -> Signals:  # noqa: ANN003
+    final = {"lambda_min": -0.38, "lambda_max_h": 0.46, "eig_tol": 5e-4, "grad_norm": 0.1,
+             "grad_tol": 1e-3, "step": 376}  # fmt: skip
+    return _high_loss(loss_mid=2.2965, loss_end=2.2964, final=final, rule="sgd", **kw)
+
+
+def test_negative_curvature_with_steps_too_small_to_move_is_not_a_saddle() -> None:
+    """Tiny steps leave the weights at their initialisation: its curvature explains no stall."""
+    tiny = _stalled_with_negative_curvature(update_p75=5e-8, rho_max=1e-7, lr=1e-6)
+    causes = _causes(tiny)
+    assert causes[0] == ("lr_too_low", "problem")
+    assert "saddle_point" not in [c for c, _ in causes]
+    moving = _stalled_with_negative_curvature(update_p75=1e-2, rho_max=0.05, lr=0.1)
+    assert _causes(moving)[0] == ("saddle_point", "problem")
+
+
+def test_model_bias_is_not_claimed_while_optimisation_fails() -> None:
+    """A learning rate far too high keeps the loss high: that says nothing of capacity."""
+    s = _high_loss(loss_mid=2.41, loss_end=2.41, loss_first=2.3, loss_max_later=13.9,
+                   loss_max_step=16, update_p75=0.3)  # fmt: skip
+    causes = _causes(s)
+    assert causes[0][0] == "lr_too_high", causes
+    assert "model_bias" not in [c for c, _ in causes]
+    assert ("model_bias", "problem") in _causes(_high_loss(loss_mid=2.41, loss_end=2.41))
