@@ -65,3 +65,19 @@ def test_model_bias_is_not_claimed_while_optimisation_fails() -> None:
     assert causes[0][0] == "lr_too_high", causes
     assert "model_bias" not in [c for c, _ in causes]
     assert ("model_bias", "problem") in _causes(_high_loss(loss_mid=2.41, loss_end=2.41))
+
+
+def test_a_rise_of_one_epoch_is_not_yet_a_parting_of_the_ways() -> None:
+    one = _high_loss(val_min=2.30, val_min_epoch=29, val_end=2.90)
+    assert "overfitting" not in [c for c, _ in _causes(one)]
+    two = _high_loss(val_min=2.30, val_min_epoch=28, val_end=2.90)
+    assert _causes(two)[0] == ("overfitting", "problem")
+
+
+def test_steps_too_small_are_not_claimed_beside_a_loss_that_blew_up() -> None:
+    """Accumulated gradients (no zero_grad): the loss rose 16x, while λ_max measured at the
+    dead end makes the learning rate look tiny."""
+    s = _high_loss(loss_first=2.3, loss_mid=40.0, loss_end=36.5, loss_max_later=47.9,
+                   loss_max_step=354, rule="sgd", rho_max=1e-4, update_p75=1e-3)  # fmt: skip
+    causes = [c for c, _ in _causes(s)]
+    assert causes[0] == "lr_too_high" and "lr_too_low" not in causes

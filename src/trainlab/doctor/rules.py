@@ -400,7 +400,8 @@ def lr_too_low(s: Signals) -> Finding | None:
     75th percentile over the run), or, for plain SGD/momentum, the stability ratio ρ stays below
     ``rho_low`` (2e-3: the lr could be 500x larger before becoming unstable); and the training
     loss is not low (≥ ``some_loss`` of the reference) or still falling (more than ``stalled``
-    over the second half). A problem when the loss is high (≥ ``high_loss``), else a warning.
+    over the second half), and it did not end 10% above its first value. A problem when the loss is
+    high (≥ ``high_loss``), else a warning. Not reported beside a ``lr_too_high`` problem.
     """
     ev = _small_steps(s)
     if not ev:
@@ -409,6 +410,8 @@ def lr_too_low(s: Signals) -> Finding | None:
     falling = s.late_gain is not None and s.late_gain >= T["stalled"]
     if not (_high(s, "some_loss") or falling):
         return None
+    if s.loss_first is not None and s.loss_end is not None and s.loss_end > 1.1 * s.loss_first:
+        return None  # a loss that rose was not too slow: lr_too_high's case
     factor = f"; it could be about {1 / s.rho_max:.0f}x larger before the steps became unstable" if (
         plain and s.rho_max
     ) else ""  # fmt: skip
@@ -597,10 +600,10 @@ def _val_rise(s: Signals) -> float | None:
 
 
 def _diverging(s: Signals) -> bool:
-    """Validation ≥ ``val_rise`` above its best, the best epoch past, and the training loss still
-    falling (≥ ``stalled`` over the second half): training and validation part ways."""
+    """Validation ≥ ``val_rise`` above its best, the best at least two epochs back, and the
+    training loss still falling (≥ ``stalled`` over the second half): the two part ways."""
     rise, best, last = _val_rise(s), s.val_min_epoch, s.last_epoch
-    past = best is not None and last is not None and best < last
+    past = best is not None and last is not None and best <= last - 2  # risen for 2 epochs
     falling = s.late_gain is not None and s.late_gain >= T["stalled"]
     return rise is not None and rise >= T["val_rise"] and past and falling
 
@@ -664,8 +667,9 @@ def _fitting_noise(s: Signals) -> Finding:
         ev,
         "The chapter's remedies for overfitting: early stopping (the best epoch here was "
         f"{s.val_min_epoch}), more training data (or augmentation), fewer parameters, weight "
-        "decay and dropout. With the training loss still this high, check the labels too: "
-        "labels that do not follow from the inputs can only be memorised.",
+        "decay and dropout."
+        + (" With the training loss still this high, check the labels too: labels that do not "
+           "follow from the inputs can only be memorised." if _high(s) else ""),
     )  # fmt: skip
 
 
@@ -736,9 +740,12 @@ def healthy(s: Signals, findings: list[Finding]) -> Finding:
 def find_causes(s: Signals) -> list[Finding]:
     """Run every rule on ``s``: the findings, most important first (see the module docstring)."""
     found = [f for rule in RULES if (f := rule(s)) is not None]
-    if any(f.cause in OPTIMISATION and f.severity == "problem" for f in found):
+    problems = {f.cause for f in found if f.severity == "problem"}
+    if problems & set(OPTIMISATION):
         # a high training loss says nothing of the model's capacity while training fails
         found = [f for f in found if f.cause != "model_bias"]
+    if "lr_too_high" in problems:  # steps that diverge somewhere are not too small
+        found = [f for f in found if f.cause != "lr_too_low"]
     if not any(f.severity == "problem" for f in found):
         found.append(healthy(s, found))
     rank = {c: i for i, c in enumerate(PRIORITY)}
