@@ -81,3 +81,38 @@ def test_steps_too_small_are_not_claimed_beside_a_loss_that_blew_up() -> None:
                    loss_max_step=354, rule="sgd", rho_max=1e-4, update_p75=1e-3)  # fmt: skip
     causes = [c for c, _ in _causes(s)]
     assert causes[0] == "lr_too_high" and "lr_too_low" not in causes
+
+
+def test_dropout_that_holds_the_model_back_is_named_with_its_remedy() -> None:
+    """Training loss (dropout on) 0.57 of the constant, validation (dropout off) 0.75x it."""
+    base = dict(loss_first=13.8, loss_mid=8.5, loss_end=7.66, baseline=13.4, reference=13.4,
+                val_min=5.7, val_min_epoch=19, val_end=5.7, last_epoch=19)  # fmt: skip
+    found = find_causes(_high_loss(dropout=0.9, **base))
+    bias = [f for f in found if f.cause == "model_bias"]
+    assert bias and bias[0].severity == "warning" and "p = 0.9" in bias[0].summary
+    assert "Lower the dropout" in bias[0].remedy
+    assert "model_bias" not in [f.cause for f in find_causes(_high_loss(dropout=0.0, **base))]
+    good = {**base, "val_min": 2.0, "val_end": 2.0}  # dropout on, but validation is good
+    assert "model_bias" not in [f.cause for f in find_causes(_high_loss(dropout=0.9, **good))]
+
+
+def test_the_monitor_records_the_models_dropout(tmp_path) -> None:  # noqa: ANN001
+    import torch
+    from torch import nn
+
+    from trainlab.doctor import Monitor
+    from trainlab.doctor.records import find_records, read_records
+    from trainlab.doctor.signals import extract
+
+    model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.25), nn.ReLU(), nn.Dropout1d(0.5),
+                          nn.Linear(8, 1))  # fmt: skip
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(model, opt, tmp_path, tensorboard=False)
+    x = torch.randn(16, 3)
+    loss = model(x).pow(2).mean()
+    loss.backward()
+    mon.step(loss)
+    mon.close()
+    records = read_records(find_records(tmp_path))
+    assert records.meta["dropout"] == [0.25, 0.5]
+    assert extract(records).dropout == 0.5

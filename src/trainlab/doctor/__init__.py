@@ -52,7 +52,9 @@ cause                    rule (thresholds in ``rules.THRESHOLDS``)
                          model; a warning when it still falls, or when the stalled loss is only
                          0.4-0.75 of the reference (or noise); settled by a bigger model; not
                          while an optimisation cause above is a problem, nor while validation
-                         rises as training falls
+                         rises as training falls; also a warning when dropout holds the model
+                         back (training loss ≥ 0.4 of the reference with dropout on, validation
+                         ≤ 0.8x it with dropout off but ≥ 0.4 of the reference)
 ``overfitting``          validation loss ≥ 10% above its best and ≥ 2x the training loss, the
                          training loss not high; a gap without the rise is a warning; or,
                          however high the training loss, validation ≥ 10% above its best while

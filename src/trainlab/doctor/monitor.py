@@ -77,6 +77,7 @@ _WEIGHT_TYPES = (
     nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Embedding, nn.RNNBase,
 )  # fmt: skip
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+_DROPOUT_TYPES = (nn.modules.dropout._DropoutNd,)
 
 
 class Monitor:
@@ -681,6 +682,7 @@ class Monitor:
         )
         weight_layers = [name for name, m in model.named_modules() if isinstance(m, _WEIGHT_TYPES)]
         norms = any(isinstance(m, _NORM_TYPES) for m in model.modules())
+        dropout = [float(m.p) for m in model.modules() if isinstance(m, _DROPOUT_TYPES)]
         opt = self.optimizer
         hyper = {}
         if opt is not None and opt.param_groups:
@@ -707,6 +709,7 @@ class Monitor:
                 "weight_layers": weight_layers,
                 "activations": acts,
                 "normalization": norms,
+                "dropout": dropout,
                 "linear_model": len(weight_layers) == 1
                 and not acts
                 and len(self._layers) == 1

@@ -4,7 +4,8 @@ A monitored run writes ``RUN_DIR/doctor.jsonl``. Every line is one complete JSON
 ``kind``:
 
 =============  ==========================================================================
-``meta``       the model's layers, the optimizer and its hyperparameters, the settings
+``meta``       the model's layers and dropout probabilities, the optimizer and its
+               hyperparameters, the settings
 ``step``       loss (mean since the last record), lr, gradient norm overall and per layer,
                weight norms, update-to-weight ratios per layer (a light record between
                full ones holds the loss alone)

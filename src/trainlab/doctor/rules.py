@@ -81,6 +81,8 @@ THRESHOLDS: dict[str, float] = {
     # overfitting
     "val_rise": 0.1,  # the last validation loss ≥ 10% above its best
     "val_gap": 2.0,  # the last validation loss ≥ 2x the last training loss
+    # regularisation holding the model back
+    "eval_gain": 0.8,  # validation (dropout off) ≤ 0.8x the training loss (dropout on)
     # batch size
     "noise_factor": 4.0,  # batch ≤ B_simple / 4 or ≥ 4 · B_simple is worth a remark
     # capacity, for model bias against a local minimum
@@ -539,11 +541,16 @@ def model_bias(s: Signals) -> Finding | None:
     (or an unknown number of examples). A problem. A warning when the high loss still falls
     (train longer first), or when a stalled loss is only moderately high (between ``some_loss``,
     0.4, and ``high_loss``): model bias, or noise in the targets no model can fit. Never while
-    validation rises as training falls (:func:`_diverging`): that model overfits.
+    validation rises as training falls (:func:`_diverging`): that model overfits. A warning, too,
+    when dropout holds the model back (:func:`_held_back`), whatever the trend.
     """
-    moderate = not _high(s) and _high(s, "some_loss") and _stalled(s)
-    if not (_high(s) or moderate) or _diverging(s):
+    if _diverging(s):
         return None  # a model that overfits is not too simple
+    if _held_back(s):
+        return _regularised(s)
+    moderate = not _high(s) and _high(s, "some_loss") and _stalled(s)
+    if not (_high(s) or moderate):
+        return None
     c = _final_curvature(s)
     if c is not None and _negative(*c):
         return None
@@ -606,6 +613,38 @@ def _diverging(s: Signals) -> bool:
     past = best is not None and last is not None and best <= last - 2  # risen for 2 epochs
     falling = s.late_gain is not None and s.late_gain >= T["stalled"]
     return rise is not None and rise >= T["val_rise"] and past and falling
+
+
+def _held_back(s: Signals) -> bool:
+    """Dropout in the model, the training loss (in training mode) ≥ ``some_loss`` of the
+    reference, and the validation loss (dropout off) ≤ ``eval_gain`` of it but still ≥
+    ``some_loss`` of the reference: the network does better without its dropout, yet not well."""
+    train = s.train_end if s.train_end is not None else s.loss_end
+    if not s.dropout or train is None or s.val_end is None or not _high(s, "some_loss"):
+        return False
+    val_high = s.reference is not None and s.val_end >= T["some_loss"] * s.reference
+    return val_high and s.val_end <= T["eval_gain"] * train
+
+
+def _regularised(s: Signals) -> Finding:
+    train = s.train_end if s.train_end is not None else s.loss_end
+    assert train is not None and s.val_end is not None
+    ev = _loss_evidence(s) + [
+        _ev("largest dropout probability", s.dropout),
+        _ev("validation (dropout off) / training loss (dropout on)", s.val_end / train,
+            epoch=s.last_epoch, threshold=T["eval_gain"]),
+    ]  # fmt: skip
+    return Finding(
+        "model_bias", "warning",
+        f"The training loss stays at {_g(train)} ({_g(s.loss_ratio)} of {s.reference_kind}) with "
+        f"dropout p = {s.dropout:g} on, and the validation loss with it off is lower "
+        f"({_g(s.val_end)}) but still high: the dropout holds the model back (model bias by "
+        "regularisation).",
+        ev,
+        "Lower the dropout (and any weight decay) until the training loss can fall; then, if it "
+        "still stays high, make the model more flexible (more units or layers).",
+        "Train once with half the dropout: a lower training and validation loss settles it.",
+    )  # fmt: skip
 
 
 def overfitting(s: Signals) -> Finding | None:

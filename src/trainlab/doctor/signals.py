@@ -86,6 +86,7 @@ class Signals:
     depth: int = 0
     optimizer: str | None = None
     lr: float | None = None
+    dropout: float = 0.0  # the largest dropout probability in the model
 
     @property
     def loss_ratio(self) -> float | None:
@@ -131,6 +132,7 @@ def extract(records: Records) -> Signals:
     s.linear_model = bool(meta.get("linear_model"))
     s.optimizer = meta.get("optimizer")
     s.lr = _finite((meta.get("hyper") or {}).get("lr"))
+    s.dropout = max([p for p in map(_finite, meta.get("dropout") or []) if p is not None] or [0.0])
     layers = meta.get("layers") or []
     weight_idx = [i for i, layer in enumerate(layers) if layer.get("type") in WEIGHT_TYPES]
     s.depth = len(weight_idx)
