@@ -116,3 +116,27 @@ def test_the_monitor_records_the_models_dropout(tmp_path) -> None:  # noqa: ANN0
     records = read_records(find_records(tmp_path))
     assert records.meta["dropout"] == [0.25, 0.5]
     assert extract(records).dropout == 0.5
+
+
+def test_regression_targets_far_from_unit_scale_are_named_beside_a_diverging_lr() -> None:
+    diverged = dict(loss_first=2.5e9, loss_mid=None, loss_end=None, diverged_step=4,
+                    nonfinite=True)  # fmt: skip
+    big = _high_loss(target={"mean": 4.6e4, "std": 5.9e4, "rms": 7.5e4}, **diverged)
+    first = find_causes(big)[0]
+    assert first.cause == "lr_too_high" and "far from unit scale" in first.summary
+    assert first.remedy.startswith("Standardise the targets")
+    unit = _high_loss(target={"mean": 0.1, "std": 1.0, "rms": 1.0}, **diverged)
+    assert "unit scale" not in find_causes(unit)[0].summary
+    labels = _high_loss(target=None, **diverged)
+    assert "unit scale" not in find_causes(labels)[0].summary
+
+
+def test_target_scale_reads_float_targets_only() -> None:
+    import torch
+
+    from trainlab.doctor.probes import target_scale
+
+    got = target_scale(torch.tensor([1.0, 3.0]))
+    assert got == {"mean": 2.0, "std": 2.0**0.5, "rms": 5.0**0.5}
+    assert target_scale(torch.tensor([0, 1, 2])) is None  # class labels
+    assert target_scale(torch.tensor([1.0])) is None

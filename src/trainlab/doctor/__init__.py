@@ -37,7 +37,9 @@ cause                    rule (thresholds in ``rules.THRESHOLDS``)
                          a problem when the loss is high (≥ 0.75 of the reference)
 ``lr_too_high``          non-finite loss or gradient; a later loss ≥ 3x the first; ρ ≥ 10 at
                          the start (SGD/momentum); ρ ≥ 2 with the loss ≥ 0.4 of the reference;
-                         adaptive optimizers: update/weight ≥ 0.1 per step
+                         adaptive optimizers: update/weight ≥ 0.1 per step; regression
+                         targets with RMS beyond 30 (or 1/30) or |mean|/std ≥ 30 are named
+                         beside it, standardising them the first remedy
 ``dead_units``           ≥ 50% of ReLU-family units (or ≥ 90% of one layer's) never active on
                          the probe batch; a problem when the loss is high; ≥ 25%: a warning
 ``lr_too_low``           update/weight < 1e-4 per step (median layer, 75th percentile), or SGD

@@ -53,6 +53,7 @@ from trainlab.doctor.probes import (
     input_scales,
     probe_activations,
     saturation_threshold,
+    target_scale,
 )
 from trainlab.doctor.records import FORMAT_VERSION, RecordWriter
 from trainlab.errors import TrainingDiverged
@@ -589,6 +590,7 @@ class Monitor:
         if not self._input_done:
             self._input_done = True
             record["input"] = input_scales(self._probe_x)
+            record["target"] = target_scale(self._probe_y)
         self.writer.write("probe", record)
         if not self._baseline_done and self._probe_y is not None and self.loss_fn is not None:
             self._baseline_done = True

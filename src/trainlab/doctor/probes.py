@@ -25,7 +25,8 @@ every module is restored, and dropout draws from a forked random state seeded wi
 own seed, so the training's random streams are untouched (:func:`training_mode`).
 State a custom module keeps in plain attributes rather than buffers cannot be restored.
 
-:func:`input_scales` measures the input features' scales (the chapter's feature normalisation)
+:func:`input_scales` measures the input features' scales (:func:`target_scale` the regression
+targets') (the chapter's feature normalisation)
 and :func:`constant_baseline` the loss of the best constant output, the reference against which
 "the training loss is high" is judged.
 """
@@ -237,6 +238,17 @@ def input_scales(inputs: Any) -> dict[str, Any] | None:
         "offset": float(offset),
         "worst_feature": int(idx[int(rms_k.argmax())]),
     }
+
+
+@torch.no_grad()
+def target_scale(targets: Any) -> dict[str, float] | None:
+    """The scale of float (regression) targets: ``{"mean", "std", "rms"}``; ``None`` for class
+    labels or anything else. Targets far from unit scale make every gradient as large."""
+    y = _first_tensor(targets)
+    if y is None or not y.is_floating_point() or y.numel() < 2:
+        return None
+    y = y.detach().double().flatten()
+    return {"mean": float(y.mean()), "std": float(y.std()), "rms": float(y.pow(2).mean().sqrt())}
 
 
 def constant_baseline(

@@ -252,6 +252,21 @@ def _rose(s: Signals) -> bool:
     )
 
 
+def _unscaled_targets(s: Signals) -> list[dict[str, Any]]:
+    """Evidence that the regression targets are far from unit scale (RMS beyond ``magnitude``,
+    30 or 1/30, or |mean|/std ≥ ``offset``, 30); empty if they are not, or are class labels."""
+    t = s.target or {}
+    rms, mean, std = (as_float(t.get(k)) for k in ("rms", "mean", "std"))
+    if not (math.isfinite(rms) and rms > 0):
+        return []
+    far = rms >= T["magnitude"] or rms <= 1.0 / T["magnitude"]
+    offset = abs(mean) / std if std > 0 else 0.0
+    if not (far or offset >= T["offset"]):
+        return []
+    return [_ev("regression targets' RMS (mean, std)", rms, threshold=T["magnitude"]),
+            _ev("targets' mean", mean), _ev("targets' std", std)]  # fmt: skip
+
+
 def lr_too_high(s: Signals) -> Finding | None:
     """The learning rate is beyond what the curvature allows: the loss oscillates or diverges.
 
@@ -263,7 +278,8 @@ def lr_too_high(s: Signals) -> Finding | None:
     the median layer's update/weight ratio ≥ ``update_high`` (0.1) per step (plain SGD's ratio is
     left out: near an optimum at zero its minibatch noise alone makes it large). Non-finite or
     rising losses are problems; the other signs are problems when the final loss is high
-    (≥ ``high_loss``), else warnings.
+    (≥ ``high_loss``), else warnings. Regression targets far from unit scale
+    (:func:`_unscaled_targets`) are named beside it, their standardisation the first remedy.
     """
     ev: list[dict[str, Any]] = []
     strong = False
@@ -288,6 +304,13 @@ def lr_too_high(s: Signals) -> Finding | None:
         return None
     severity = "problem" if strong or _high(s) else "warning"
     lr = f" (lr {s.lr:g})" if s.lr is not None else ""
+    targets = _unscaled_targets(s)
+    scale = (
+        f" The regression targets are far from unit scale (mean {targets[1]['value']:.3g}, std "
+        f"{targets[2]['value']:.3g}), and every gradient is as large: standardise them (and "
+        "undo it on the predictions) before tuning the learning rate."
+        if targets else ""
+    )  # fmt: skip
     what = (
         f"diverged at step {s.diverged_step}" if s.diverged_step is not None
         else "oscillates instead of falling" if _rose(s) or _high(s)
@@ -298,9 +321,11 @@ def lr_too_high(s: Signals) -> Finding | None:
         f"The learning rate{lr} is too large for the loss surface: the loss {what}"
         + (f"; its steps are {s.rho_first:.3g}x what the top curvature allows"
            if plain and s.rho_first is not None and s.rho_first >= 1 else "")
-        + ".",
-        ev + _loss_evidence(s),
-        "Lower the learning rate (3-10x; the chapter: a learning rate too large makes the steps "
+        + "." + scale,
+        ev + targets + _loss_evidence(s),
+        ("Standardise the targets (subtract their mean, divide by their std) first. "
+         if targets else "")
+        + "Lower the learning rate (3-10x; the chapter: a learning rate too large makes the steps "
         "jump across the valley), or warm it up and decay it (a schedule), or clip the gradient "
         "norm. With lr·λ_max kept below 2 (ρ < 1) the steps stay stable.",
     )  # fmt: skip

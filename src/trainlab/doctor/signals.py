@@ -75,6 +75,7 @@ class Signals:
     growth: float | None = None  # std of the last weight layer's output / input RMS, first probe
     growth_layers: list[float] = field(default_factory=list)
     input: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None  # regression targets' mean, std, rms
     # noise
     b_simple: float | None = None
     batch_size: float | None = None
@@ -304,7 +305,7 @@ def _probes(
     s.probe_first_step, s.probe_end_step = probes[0].get("step"), probes[-1].get("step")
     for p in probes:
         if p.get("input"):
-            s.input = p["input"]
+            s.input, s.target = p["input"], p.get("target")
             break
     first, last = probes[0]["layers"], probes[-1]["layers"]
     # a weight layer's all-zero input units are dead ReLUs only where no activation module exists
