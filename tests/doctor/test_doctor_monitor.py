@@ -171,3 +171,29 @@ def test_tensorboard_events_when_installed(tmp_path):
     mon.close()
     events = os.listdir(tmp_path / "tensorboard")
     assert any(e.startswith("events.out.tfevents") for e in events)
+
+
+def test_every_loss_given_reaches_the_records(tmp_path) -> None:  # noqa: ANN001
+    """The steps after the last record are written at close, and an epoch record without a
+    train_loss gets the mean of the epoch's losses: the trend is read from all of them."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the losses stay what we give
+    mon = Monitor(model, opt, tmp_path, tensorboard=False, every=1000)
+    given = []
+    for epoch in range(3):
+        for _ in range(7):
+            loss = model(torch.randn(4, 3)).pow(2).mean()
+            loss.backward()
+            mon.step(loss)
+            opt.step()
+            given.append(float(loss.detach()))
+        mon.epoch_end(epoch, val_loss=1.0)
+    mon.close()
+    rec = read_records(tmp_path / "doctor.jsonl")
+    steps = [r for r in rec.steps if r.get("loss") is not None]
+    assert sum(r["loss_steps"] for r in steps) == len(given) == 21
+    total = sum(r["loss"] * r["loss_steps"] for r in steps)
+    assert total == pytest.approx(sum(given), rel=1e-9)
+    means = [e["train_loss"] for e in rec.epochs]
+    assert means == pytest.approx([np.mean(given[i : i + 7]) for i in (0, 7, 14)], rel=1e-9)

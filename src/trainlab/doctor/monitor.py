@@ -169,6 +169,8 @@ class Monitor:
         self._hook: Any = model.register_forward_pre_hook(self._capture)
         self._loss_sum: Any = 0.0
         self._loss_n = 0
+        self._epoch_sum: Any = 0.0  # this epoch's losses, for an epoch record without train_loss
+        self._epoch_n = 0
         self._loss_step = 0  # the step whose loss was last added
         self._pending: dict[str, Any] | None = None
         self._snapshot: list[Tensor] | None = None
@@ -226,12 +228,16 @@ class Monitor:
             self._t_monitor += time.perf_counter() - t0
 
     def epoch_end(self, epoch: int | None = None, **metrics: float) -> None:
-        """Record an epoch's metrics (``train_loss``, ``val_loss``, ``val_acc``, ...)."""
+        """Record an epoch's metrics (``train_loss``, ``val_loss``, ``val_acc``, ...); without
+        ``train_loss``, the mean of the losses given to :meth:`step` since the last epoch."""
         t0 = time.perf_counter()
         self._flush()
         self.epoch = int(epoch) if epoch is not None else self.epoch + 1
         self._epoch_closed = True
         clean = {k: _num(v) for k, v in metrics.items() if _num(v) is not None}
+        if "train_loss" not in clean and self._epoch_n:  # the mean of the losses it was given
+            clean["train_loss"] = _num(float(self._epoch_sum) / self._epoch_n)
+        self._epoch_sum, self._epoch_n = 0.0, 0
         if clean.get("train_loss") is not None:
             self._epoch_losses.append(float(clean["train_loss"] or 0.0))
         self.writer.write("epoch", {"epoch": self.epoch, "step": self.step_count, **clean})
@@ -245,6 +251,8 @@ class Monitor:
         t0 = time.perf_counter()
         try:
             self._flush()
+            if self._loss_n and not self._diverged_written:
+                self._write_loss(self.step_count)  # the steps since the last record
             if self._hook is not None:
                 self._hook.remove()
                 self._hook = None
@@ -309,16 +317,8 @@ class Monitor:
             if not self.fixed.get("record"):
                 self._next["record"] = math.inf  # planned when the record is complete
         elif self._pending is None and self._due("loss", step):
-            t0 = time.perf_counter()  # a light record: the loss since the last one, nothing else
-            loss, n = self._take_loss()
-            if loss is not None:
-                self._step_losses.append(loss)
-                self.writer.write(
-                    "step",
-                    {"step": step, "epoch": self._current_epoch(), "loss": loss, "loss_steps": n},
-                )
-                if not math.isfinite(loss):
-                    self._diverge(f"the loss became {loss} by step {step}")
+            t0 = time.perf_counter()
+            self._write_loss(step)
             self._spent("loss", time.perf_counter() - t0)
             self._plan("loss", step)
         if self._noise.active:
@@ -382,6 +382,18 @@ class Monitor:
             return self._hvp_cost
         rows = max(_batch_rows(self._probe_x), 1)
         return 6.0 * sum(p.numel() for p in self._params) * rows / 1e10 + 5e-4
+
+    def _write_loss(self, step: int) -> None:
+        """A light record: the mean loss of the steps since the last record, nothing else."""
+        loss, n = self._take_loss()
+        if loss is None:
+            return
+        self._step_losses.append(loss)
+        self.writer.write(
+            "step", {"step": step, "epoch": self._current_epoch(), "loss": loss, "loss_steps": n}
+        )
+        if not math.isfinite(loss):
+            self._diverge(f"the loss became {loss} by step {step}")
 
     def _steps_for(self, seconds: float) -> int:
         """Training steps whose budget pays for ``seconds`` of monitoring."""
@@ -514,14 +526,19 @@ class Monitor:
                 if not math.isfinite(v):
                     self._diverge_at_loss(v)
                 self._loss_sum = self._loss_sum + v
+                self._epoch_sum = self._epoch_sum + v
             else:  # stays on the device: no sync until the record is written
-                self._loss_sum = self._loss_sum + loss.detach().float().reshape(())
+                t = loss.detach().float().reshape(())
+                self._loss_sum = self._loss_sum + t
+                self._epoch_sum = self._epoch_sum + t
         else:
             v = float(loss)
             self._loss_sum = self._loss_sum + v
+            self._epoch_sum = self._epoch_sum + v
             if not math.isfinite(v):
                 self._diverge_at_loss(v)
         self._loss_n += 1
+        self._epoch_n += 1
 
     def _take_loss(self) -> tuple[float | None, int]:
         n = self._loss_n
