@@ -31,9 +31,17 @@ def test_validation_rising_while_training_falls_is_overfitting_however_high_the_
 
 
 def test_a_slowly_falling_high_loss_with_steady_validation_stays_model_bias() -> None:
-    s = _high_loss(val_min=2.00, val_min_epoch=30, val_end=2.00)
+    s = _high_loss(val_min=2.00, val_min_epoch=30, val_end=2.00, loss_mid=1.97)  # 3.6% fall
     assert ("model_bias", "warning") in _causes(s)
     assert "overfitting" not in [c for c, _ in _causes(s)]
+
+
+def test_a_high_loss_still_falling_fast_is_told_to_train_longer_not_model_bias() -> None:
+    s = _high_loss(val_min=2.00, val_min_epoch=30, val_end=2.00)  # 14% over the second half
+    found = find_causes(s)
+    assert [f.cause for f in found] == ["healthy"]
+    assert "still falling (14% over the second half)" in found[0].summary
+    assert found[0].remedy.startswith("Train longer")
 
 
 def test_validation_at_its_best_in_the_last_epoch_is_not_a_rise() -> None:
@@ -140,3 +148,18 @@ def test_target_scale_reads_float_targets_only() -> None:
     assert got == {"mean": 2.0, "std": 2.0**0.5, "rms": 5.0**0.5}
     assert target_scale(torch.tensor([0, 1, 2])) is None  # class labels
     assert target_scale(torch.tensor([1.0])) is None
+
+
+def test_no_critical_point_is_read_beside_dead_units() -> None:
+    """Dead ReLUs stall the loss on a flat, non-negatively curved region: the dead units are
+    the finding, not a local minimum."""
+    final = {"lambda_min": 1e-3, "lambda_max_h": 0.5, "eig_tol": 5e-4, "grad_norm": 1e-5,
+             "grad_tol": 1e-3, "step": 240}  # fmt: skip
+    stalled = dict(loss_mid=1.386, loss_end=1.385, loss_first=1.39, baseline=1.386,
+                   reference=1.386, final=final, rule="sgd", num_params=200_000, n_train=1024,
+                   update_p75=1e-2, rho_max=0.05)  # fmt: skip
+    alone = _high_loss(**stalled)
+    assert _causes(alone)[0] == ("local_minimum", "problem")
+    dead = _high_loss(dead_end=0.99, dead_units=250, **stalled)
+    causes = [c for c, _ in _causes(dead)]
+    assert causes[0] == "dead_units" and "local_minimum" not in causes

@@ -53,21 +53,25 @@ cause                    rule (thresholds in ``rules.THRESHOLDS``)
 ``model_bias``           loss high and stalled without negative curvature, in a linear or small
                          model; a warning when it still falls, or when the stalled loss is only
                          0.4-0.75 of the reference (or noise); settled by a bigger model; not
-                         while an optimisation cause above is a problem, nor while validation
-                         rises as training falls; also a warning when dropout holds the model
-                         back (training loss ≥ 0.4 of the reference with dropout on, validation
-                         ≤ 0.8x it with dropout off but ≥ 0.4 of the reference)
+                         while validation rises as training falls, nor while the loss still
+                         falls ≥ 10% over the second half; also a warning when dropout holds
+                         the model back (training loss ≥ 0.4 of the reference with dropout on,
+                         validation ≤ 0.8x it with dropout off but ≥ 0.4 of the reference)
 ``overfitting``          validation loss ≥ 10% above its best and ≥ 2x the training loss, the
                          training loss not high; a gap without the rise is a warning; or,
                          however high the training loss, validation ≥ 10% above its best while
                          training still falls (≥ 2% over the second half): noisy labels
 ``batch_size``           information: the batch against ``B_simple`` (remarked beyond 4x)
-``healthy``              no rule found a problem
+``healthy``              no rule found a problem (told to train longer while the loss still
+                         falls ≥ 10% over the second half)
 =======================  ======================================================================
 
 Findings are ordered problems first, then warnings, then information, and within a severity
-in the order of the table (the chapter's causal chain: see :mod:`~trainlab.doctor.rules`). The
-doctor never changes the training it watches: a run with and without it gives the same weights.
+in the order of the table (the chapter's causal chain: see :mod:`~trainlab.doctor.rules`). A
+finding that an earlier problem explains is left out: no ``lr_too_low`` beside ``lr_too_high``,
+``vanishing_gradients`` or ``dead_units``; no saddle point or local minimum beside a problem of the
+rows above them; no ``model_bias`` beside any optimisation problem. The doctor never changes
+the training it watches: a run with and without it gives the same weights.
 
 :mod:`~trainlab.doctor.testbed` holds deliberately broken trainings with known causes.
 """

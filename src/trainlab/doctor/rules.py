@@ -10,7 +10,8 @@ before the learning rate (the structure fails whatever the step size); a run tha
 the dead units its divergence left behind; a learning rate far too small before the plateau it
 leaves; negative curvature (a saddle) before a minimum or model bias. While an optimisation cause
 (:data:`OPTIMISATION`) is a problem, model bias is not reported: a training loss kept high by
-failing optimisation says nothing of the model's capacity. ``healthy`` is added, first, when no
+failing optimisation says nothing of the model's capacity; likewise no saddle point or local
+minimum beside a problem in the steps or gradients (:data:`MECHANICS`), which explains the stall. ``healthy`` is added, first, when no
 rule found a problem.
 
 The chapter's framework decides where it can: the training loss first. High training loss →
@@ -48,12 +49,17 @@ PRIORITY = (
 #: Causes of an optimisation failure: while one is a problem, model bias cannot be judged.
 OPTIMISATION = PRIORITY[: PRIORITY.index("model_bias")]
 
+#: Causes in how the steps or the gradients behave: while one is a problem, a stall says nothing
+#: of a critical point (saddle or minimum).
+MECHANICS = PRIORITY[: PRIORITY.index("saddle_point")]
+
 #: Every threshold the rules use.
 THRESHOLDS: dict[str, float] = {
     # the training loss against the best constant output (or the initial loss)
     "high_loss": 0.75,  # final / reference ≥ this: the training loss is high
     "some_loss": 0.4,  # ≥ this: not low either (warnings)
     "stalled": 0.02,  # the loss fell by less than 2% over the second half: stalled
+    "still_falling": 0.1,  # ≥ 10% over the second half: still learning, train longer
     # learning rate too high
     "loss_rise": 3.0,  # a later loss ≥ 3x the first one
     "rho_first": 10.0,  # stability ratio at the first check ≥ 10 (plain SGD/momentum)
@@ -428,7 +434,8 @@ def lr_too_low(s: Signals) -> Finding | None:
     ``rho_low`` (2e-3: the lr could be 500x larger before becoming unstable); and the training
     loss is not low (≥ ``some_loss`` of the reference) or still falling (more than ``stalled``
     over the second half), and it did not end 10% above its first value. A problem when the loss is
-    high (≥ ``high_loss``), else a warning. Not reported beside a ``lr_too_high`` problem.
+    high (≥ ``high_loss``), else a warning. Not reported beside a ``lr_too_high``,
+    ``vanishing_gradients`` or ``dead_units`` problem (they explain the small steps).
     """
     ev = _small_steps(s)
     if not ev:
@@ -564,7 +571,8 @@ def model_bias(s: Signals) -> Finding | None:
     (< ``stalled`` over the second half) and no strong negative curvature is left (or none was
     measured); a linear model, or one with fewer than ``overparametrised`` parameters per example
     (or an unknown number of examples). A problem. A warning when the high loss still falls
-    (train longer first), or when a stalled loss is only moderately high (between ``some_loss``,
+    (train longer first; not at all while it falls ≥ ``still_falling``, 10%, over the second
+    half), or when a stalled loss is only moderately high (between ``some_loss``,
     0.4, and ``high_loss``): model bias, or noise in the targets no model can fit. Never while
     validation rises as training falls (:func:`_diverging`): that model overfits. A warning, too,
     when dropout holds the model back (:func:`_held_back`), whatever the trend.
@@ -573,6 +581,8 @@ def model_bias(s: Signals) -> Finding | None:
         return None  # a model that overfits is not too simple
     if _held_back(s):
         return _regularised(s)
+    if _still_learning(s):
+        return None  # its capacity shows once the loss levels off
     moderate = not _high(s) and _high(s, "some_loss") and _stalled(s)
     if not (_high(s) or moderate):
         return None
@@ -638,6 +648,11 @@ def _diverging(s: Signals) -> bool:
     past = best is not None and last is not None and best <= last - 2  # risen for 2 epochs
     falling = s.late_gain is not None and s.late_gain >= T["stalled"]
     return rise is not None and rise >= T["val_rise"] and past and falling
+
+
+def _still_learning(s: Signals) -> bool:
+    """The training loss fell ≥ ``still_falling`` (10%) over the second half: not converged."""
+    return s.late_gain is not None and s.late_gain >= T["still_falling"]
 
 
 def _held_back(s: Signals) -> bool:
@@ -789,14 +804,22 @@ def healthy(s: Signals, findings: list[Finding]) -> Finding:
     ev = _loss_evidence(s)
     if s.val_end is not None:
         ev.append(_ev("last validation loss", s.val_end, epoch=s.last_epoch))
+    learning = _still_learning(s)
+    if learning:
+        ev.append(_ev("relative fall of the loss over the second half", s.late_gain,
+                      step=s.last_step, threshold=T["still_falling"]))  # fmt: skip
     return Finding(
         "healthy", "info",
         f"No problem found: the training loss fell from {_g(s.loss_first)} to {_g(s.loss_end)}"
         + (f" ({s.loss_ratio:.2g} of {s.reference_kind})" if s.loss_ratio is not None else "")
         + (f", validation loss {s.val_end:.3g}" if s.val_end is not None else "")
+        + (f", and it is still falling ({s.late_gain:.0%} over the second half)" if learning
+           else "")
         + "." + note,
         ev,
-        "Keep watching the validation loss; the chapter's next steps are a bigger model if the "
+        ("Train longer: the loss has not levelled off, so neither the model's capacity nor "
+         "overfitting can be judged yet. " if learning else "")
+        + "Keep watching the validation loss; the chapter's next steps are a bigger model if the "
         "training loss should go lower, and regularisation once validation turns up.",
     )  # fmt: skip
 
@@ -805,10 +828,14 @@ def find_causes(s: Signals) -> list[Finding]:
     """Run every rule on ``s``: the findings, most important first (see the module docstring)."""
     found = [f for rule in RULES if (f := rule(s)) is not None]
     problems = {f.cause for f in found if f.severity == "problem"}
+    if problems & set(MECHANICS):
+        # a stall that the steps or the gradients explain is no reading of the surface's shape
+        found = [f for f in found if f.cause not in ("saddle_point", "local_minimum")]
     if problems & set(OPTIMISATION):
         # a high training loss says nothing of the model's capacity while training fails
         found = [f for f in found if f.cause != "model_bias"]
-    if "lr_too_high" in problems:  # steps that diverge somewhere are not too small
+    if problems & {"lr_too_high", "vanishing_gradients", "dead_units"}:
+        # steps that diverge are not too small; gradients that vanish or die make small steps
         found = [f for f in found if f.cause != "lr_too_low"]
     if not any(f.severity == "problem" for f in found):
         found.append(healthy(s, found))
