@@ -11,8 +11,8 @@ the dead units its divergence left behind; a learning rate far too small before 
 leaves; negative curvature (a saddle) before a minimum or model bias. While an optimisation cause
 (:data:`OPTIMISATION`) is a problem, model bias is not reported: a training loss kept high by
 failing optimisation says nothing of the model's capacity; likewise no saddle point or local
-minimum beside a problem in the steps or gradients (:data:`MECHANICS`), which explains the stall. ``healthy`` is added, first, when no
-rule found a problem.
+minimum beside a problem in the steps or gradients (:data:`MECHANICS`), which explains the
+stall. ``healthy`` is added, first, when no rule found a problem.
 
 The chapter's framework decides where it can: the training loss first. High training loss →
 model bias or optimisation (vanishing/exploding gradients, dead units, a learning rate far off,
