@@ -163,3 +163,13 @@ def test_no_critical_point_is_read_beside_dead_units() -> None:
     dead = _high_loss(dead_end=0.99, dead_units=250, **stalled)
     causes = [c for c, _ in _causes(dead)]
     assert causes[0] == "dead_units" and "local_minimum" not in causes
+
+
+def test_saturated_units_are_named_as_such_not_as_a_shrinking_gradient() -> None:
+    """tanh with N(0, 1) weights: 99% saturated, yet the first layer's gradient is the larger."""
+    s = _high_loss(saturated_first=0.99, probe_first_step=1, grad_ratio_init=411.0, depth=7,
+                   loss_mid=2.41, loss_end=2.40)  # fmt: skip
+    first = find_causes(s)[0]
+    assert first.cause == "vanishing_gradients"
+    assert first.summary.startswith("99% of the sigmoid/tanh units are saturated")
+    assert "411" not in first.summary

@@ -348,27 +348,35 @@ def vanishing_gradients(s: Signals) -> Finding | None:
     of the reference), else a warning (an adaptive optimizer can compensate).
     """
     ev = []
-    if (
+    shrinks = (
         s.grad_ratio_init is not None
         and s.grad_ratio_init <= T["vanish_ratio"]
         and s.grad_zero_layers == 0
         and s.depth >= 3
-    ):
+    )
+    if shrinks:
         ev.append(_ev("gradient norm, first / last weight layer", s.grad_ratio_init,
                       step=s.first_step, threshold=T["vanish_ratio"]))  # fmt: skip
+    saturated = None
     for value, step, when in (
         (s.saturated_first, s.probe_first_step, "at the start"),
         (s.saturated_end, s.probe_end_step, "at the end"),
     ):
         if value is not None and value >= T["saturated"]:
+            saturated = value if saturated is None else max(saturated, value)
             ev.append(_ev(f"saturated sigmoid/tanh share {when}", value, step=step,
                           threshold=T["saturated"]))  # fmt: skip
     if not ev:
         return None
+    how = (
+        f"the gradient vanishes through the {s.depth} weight layers (first/last layer gradient "
+        f"ratio {_g(s.grad_ratio_init)})" if shrinks
+        else f"{saturated:.0%} of the sigmoid/tanh units are saturated, so almost no gradient "
+        "passes them"
+    )  # fmt: skip
     return Finding(
         "vanishing_gradients", "problem" if _high(s) else "warning",
-        f"The gradient vanishes through the {s.depth} weight layers (first/last layer gradient "
-        f"ratio {_g(s.grad_ratio_init)}): the layers near the input hardly learn, and the "
+        f"{how[0].upper()}{how[1:]}: the layers near the input hardly learn, and the "
         f"training loss stays at {_g(s.loss_end)}.",
         ev + _loss_evidence(s),
         "Keep the signal's variance through depth: a variance-preserving initialisation (Xavier "
