@@ -684,7 +684,8 @@ def _regularised(s: Signals) -> Finding:
     ]  # fmt: skip
     return Finding(
         "model_bias", "warning",
-        f"The training loss stays at {_g(train)} ({_g(s.loss_ratio)} of {s.reference_kind}) with "
+        f"The training loss stays at {_g(s.loss_end)} ({_g(s.loss_ratio)} of {s.reference_kind}) "
+        "with "
         f"dropout p = {s.dropout:g} on, and the validation loss with it off is lower "
         f"({_g(s.val_end)}) but still high: the dropout holds the model back (model bias by "
         "regularisation).",
