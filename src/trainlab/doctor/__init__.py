@@ -46,8 +46,7 @@ cause                    rule (thresholds in ``rules.THRESHOLDS``)
                          ρ < 2e-3 throughout; with a loss ≥ 0.4 of the reference or still
                          falling
 ``saddle_point``         loss high and stalled (< 2% fall over the second half) and at the end
-                         λ_min ≤ -0.1 λ_max: negative curvature gradient descent does not use;
-                         not when the steps were too small to move (``lr_too_low``'s evidence)
+                         λ_min ≤ -0.1 λ_max: negative curvature gradient descent does not use
 ``local_minimum``        loss high and stalled, no such negative curvature, a non-linear model
                          with ≥ 2 parameters per training example (it could fit them)
 ``model_bias``           loss high and stalled without negative curvature, in a linear or small

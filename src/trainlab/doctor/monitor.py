@@ -520,23 +520,15 @@ class Monitor:
         if loss is None or self._loss_step == self.step_count:
             return
         self._loss_step = self.step_count
-        if isinstance(loss, Tensor):
-            if loss.device.type == "cpu":
-                v = loss.item()
-                if not math.isfinite(v):
-                    self._diverge_at_loss(v)
-                self._loss_sum = self._loss_sum + v
-                self._epoch_sum = self._epoch_sum + v
-            else:  # stays on the device: no sync until the record is written
-                t = loss.detach().float().reshape(())
-                self._loss_sum = self._loss_sum + t
-                self._epoch_sum = self._epoch_sum + t
+        value: Any
+        if isinstance(loss, Tensor) and loss.device.type != "cpu":
+            value = loss.detach().float().reshape(())  # no sync until the record is written
         else:
-            v = float(loss)
-            self._loss_sum = self._loss_sum + v
-            self._epoch_sum = self._epoch_sum + v
-            if not math.isfinite(v):
-                self._diverge_at_loss(v)
+            value = loss.item() if isinstance(loss, Tensor) else float(loss)
+            if not math.isfinite(value):
+                self._diverge_at_loss(value)
+        self._loss_sum = self._loss_sum + value
+        self._epoch_sum = self._epoch_sum + value
         self._loss_n += 1
         self._epoch_n += 1
 

@@ -25,8 +25,8 @@ every module is restored, and dropout draws from a forked random state seeded wi
 own seed, so the training's random streams are untouched (:func:`training_mode`).
 State a custom module keeps in plain attributes rather than buffers cannot be restored.
 
-:func:`input_scales` measures the input features' scales (:func:`target_scale` the regression
-targets') (the chapter's feature normalisation)
+:func:`input_scales` measures the input features' scales (the chapter's feature normalisation),
+:func:`target_scale` the regression targets',
 and :func:`constant_baseline` the loss of the best constant output, the reference against which
 "the training loss is high" is judged.
 """

@@ -258,19 +258,17 @@ def _rose(s: Signals) -> bool:
     )
 
 
-def _unscaled_targets(s: Signals) -> list[dict[str, Any]]:
-    """Evidence that the regression targets are far from unit scale (RMS beyond ``magnitude``,
-    30 or 1/30, or |mean|/std ≥ ``offset``, 30); empty if they are not, or are class labels."""
+def _unscaled_targets(s: Signals) -> tuple[float, float, float] | None:
+    """``(rms, mean, std)`` of the regression targets when they are far from unit scale (RMS
+    beyond ``magnitude``, 30 or 1/30, or |mean|/std ≥ ``offset``, 30); else, or for class
+    labels, ``None``."""
     t = s.target or {}
     rms, mean, std = (as_float(t.get(k)) for k in ("rms", "mean", "std"))
     if not (math.isfinite(rms) and rms > 0):
-        return []
+        return None
     far = rms >= T["magnitude"] or rms <= 1.0 / T["magnitude"]
     offset = abs(mean) / std if std > 0 else 0.0
-    if not (far or offset >= T["offset"]):
-        return []
-    return [_ev("regression targets' RMS (mean, std)", rms, threshold=T["magnitude"]),
-            _ev("targets' mean", mean), _ev("targets' std", std)]  # fmt: skip
+    return (rms, mean, std) if far or offset >= T["offset"] else None
 
 
 def lr_too_high(s: Signals) -> Finding | None:
@@ -311,12 +309,16 @@ def lr_too_high(s: Signals) -> Finding | None:
     severity = "problem" if strong or _high(s) else "warning"
     lr = f" (lr {s.lr:g})" if s.lr is not None else ""
     targets = _unscaled_targets(s)
-    scale = (
-        f" The regression targets are far from unit scale (mean {targets[1]['value']:.3g}, std "
-        f"{targets[2]['value']:.3g}), and every gradient is as large: standardise them (and "
-        "undo it on the predictions) before tuning the learning rate."
-        if targets else ""
-    )  # fmt: skip
+    scale = ""
+    if targets is not None:
+        rms, mean, std = targets
+        ev += [_ev("regression targets' RMS", rms, threshold=T["magnitude"]),
+               _ev("regression targets' mean", mean), _ev("regression targets' std", std)]  # fmt: skip
+        scale = (
+            f" The regression targets are far from unit scale (mean {mean:.3g}, std {std:.3g}), "
+            "and every gradient is as large: standardise them (and undo it on the predictions) "
+            "before tuning the learning rate."
+        )
     what = (
         f"diverged at step {s.diverged_step}" if s.diverged_step is not None
         else "oscillates instead of falling" if _rose(s) or _high(s)
@@ -328,7 +330,7 @@ def lr_too_high(s: Signals) -> Finding | None:
         + (f"; its steps are {s.rho_first:.3g}x what the top curvature allows"
            if plain and s.rho_first is not None and s.rho_first >= 1 else "")
         + "." + scale,
-        ev + targets + _loss_evidence(s),
+        ev + _loss_evidence(s),
         ("Standardise the targets (subtract their mean, divide by their std) first. "
          if targets else "")
         + "Lower the learning rate (3-10x; the chapter: a learning rate too large makes the steps "
@@ -357,26 +359,26 @@ def vanishing_gradients(s: Signals) -> Finding | None:
     if shrinks:
         ev.append(_ev("gradient norm, first / last weight layer", s.grad_ratio_init,
                       step=s.first_step, threshold=T["vanish_ratio"]))  # fmt: skip
-    saturated = None
+    saturated = 0.0
     for value, step, when in (
         (s.saturated_first, s.probe_first_step, "at the start"),
         (s.saturated_end, s.probe_end_step, "at the end"),
     ):
         if value is not None and value >= T["saturated"]:
-            saturated = value if saturated is None else max(saturated, value)
+            saturated = max(saturated, value)
             ev.append(_ev(f"saturated sigmoid/tanh share {when}", value, step=step,
                           threshold=T["saturated"]))  # fmt: skip
     if not ev:
         return None
     how = (
-        f"the gradient vanishes through the {s.depth} weight layers (first/last layer gradient "
+        f"The gradient vanishes through the {s.depth} weight layers (first/last layer gradient "
         f"ratio {_g(s.grad_ratio_init)})" if shrinks
         else f"{saturated:.0%} of the sigmoid/tanh units are saturated, so almost no gradient "
         "passes them"
     )  # fmt: skip
     return Finding(
         "vanishing_gradients", "problem" if _high(s) else "warning",
-        f"{how[0].upper()}{how[1:]}: the layers near the input hardly learn, and the "
+        f"{how}: the layers near the input hardly learn, and the "
         f"training loss stays at {_g(s.loss_end)}.",
         ev + _loss_evidence(s),
         "Keep the signal's variance through depth: a variance-preserving initialisation (Xavier "
@@ -422,18 +424,6 @@ def dead_units(s: Signals) -> Finding | None:
     )  # fmt: skip
 
 
-def _small_steps(s: Signals) -> list[dict[str, Any]]:
-    """The evidence that the steps are too small to move the weights (empty if they are not)."""
-    ev = []
-    if s.update_p75 is not None and s.update_p75 < T["update_low"]:
-        ev.append(_ev("update/weight ratio per step (median layer, 75th percentile)",
-                      s.update_p75, threshold=T["update_low"]))  # fmt: skip
-    if s.rule in PLAIN_RULES and s.rho_max is not None and s.rho_max < T["rho_low"]:
-        ev.append(_ev("largest stability ratio ρ = lr·λ_max/(2+2β)", s.rho_max,
-                      step=s.rho_max_step, threshold=T["rho_low"]))  # fmt: skip
-    return ev
-
-
 def lr_too_low(s: Signals) -> Finding | None:
     """The steps are too small: the weights barely move and the loss falls slowly.
 
@@ -441,19 +431,23 @@ def lr_too_low(s: Signals) -> Finding | None:
     75th percentile over the run), or, for plain SGD/momentum, the stability ratio ρ stays below
     ``rho_low`` (2e-3: the lr could be 500x larger before becoming unstable); and the training
     loss is not low (≥ ``some_loss`` of the reference) or still falling (more than ``stalled``
-    over the second half), and it did not end 10% above its first value. A problem when the loss is
-    high (≥ ``high_loss``), else a warning. Not reported beside a ``lr_too_high``,
-    ``vanishing_gradients`` or ``dead_units`` problem (they explain the small steps).
+    over the second half). A problem when the loss is high (≥ ``high_loss``), else a warning.
+    Not reported beside a ``lr_too_high``, ``vanishing_gradients`` or ``dead_units`` problem,
+    which explains the small steps (:func:`find_causes`).
     """
-    ev = _small_steps(s)
+    ev = []
+    if s.update_p75 is not None and s.update_p75 < T["update_low"]:
+        ev.append(_ev("update/weight ratio per step (median layer, 75th percentile)",
+                      s.update_p75, threshold=T["update_low"]))  # fmt: skip
+    plain = s.rule in PLAIN_RULES
+    if plain and s.rho_max is not None and s.rho_max < T["rho_low"]:
+        ev.append(_ev("largest stability ratio ρ = lr·λ_max/(2+2β)", s.rho_max,
+                      step=s.rho_max_step, threshold=T["rho_low"]))  # fmt: skip
     if not ev:
         return None
-    plain = s.rule in PLAIN_RULES
     falling = s.late_gain is not None and s.late_gain >= T["stalled"]
     if not (_high(s, "some_loss") or falling):
         return None
-    if s.loss_first is not None and s.loss_end is not None and s.loss_end > 1.1 * s.loss_first:
-        return None  # a loss that rose was not too slow: lr_too_high's case
     factor = f"; it could be about {1 / s.rho_max:.0f}x larger before the steps became unstable" if (
         plain and s.rho_max
     ) else ""  # fmt: skip
@@ -503,12 +497,11 @@ def saddle_point(s: Signals) -> Finding | None:
     less than ``stalled``, 2%, over the second half), and at the end the smallest Hessian
     eigenvalue on the probe batch is ≤ ``-negative_curvature`` (-0.1) times the largest (and
     beyond the eigenvalue tolerance): a direction in which the loss still falls, which gradient
-    descent does not find because the gradient along it is (near) zero. Not when the steps were
-    too small to move the weights at all (:func:`lr_too_low`'s evidence): the weights are then
-    still near their initialisation, whose negative curvature says nothing about a stall.
+    descent does not find because the gradient along it is (near) zero. Not reported beside a
+    problem in the steps or gradients (:data:`MECHANICS`, :func:`find_causes`).
     """
     c = _final_curvature(s)
-    if c is None or not (_high(s) and _stalled(s)) or _small_steps(s):
+    if c is None or not (_high(s) and _stalled(s)):
         return None
     lam_min, lam_max, f = c
     if not _negative(lam_min, lam_max, f):
@@ -685,8 +678,7 @@ def _regularised(s: Signals) -> Finding:
     return Finding(
         "model_bias", "warning",
         f"The training loss stays at {_g(s.loss_end)} ({_g(s.loss_ratio)} of {s.reference_kind}) "
-        "with "
-        f"dropout p = {s.dropout:g} on, and the validation loss with it off is lower "
+        f"with dropout p = {s.dropout:g} on, and the validation loss with it off is lower "
         f"({_g(s.val_end)}) but still high: the dropout holds the model back (model bias by "
         "regularisation).",
         ev,
@@ -705,17 +697,13 @@ def overfitting(s: Signals) -> Finding | None:
     high the training loss, when the two part ways (:func:`_diverging`: validation rising while
     training still falls), as when a network memorises noisy or shuffled labels.
     """
-    if _diverging(s) and _high(s):
-        return _fitting_noise(s)
-    if s.val_end is None or s.val_min is None or _high(s):
+    if s.val_end is None or s.val_min is None:
         return None
     train = s.train_end if s.train_end is not None else s.loss_end
-    if train is None:
-        return None
-    rise = _val_rise(s) or 0.0
-    gap = s.val_end / train if train > 0 else math.inf
-    if gap < T["val_gap"]:
+    gap = None if train is None else s.val_end / train if train > 0 else math.inf
+    if _high(s) or gap is None or gap < T["val_gap"]:
         return _fitting_noise(s) if _diverging(s) else None
+    rise = _val_rise(s) or 0.0
     ev = [
         _ev("last training loss", train, epoch=s.last_epoch),
         _ev("last validation loss", s.val_end, epoch=s.last_epoch),
