@@ -277,10 +277,12 @@ def _measure(
         return obj.hvp(v).detach().to("cpu", torch.float64).numpy()
 
     n = obj.num_params
-    if time_budget is not None:  # one timed product says how many the budget pays for
-        t1 = time.perf_counter()
-        hvp(rng.standard_normal(n))
-        per = max(time.perf_counter() - t1, 1e-6)
+    if time_budget is not None:  # a timed product says how many the budget pays for
+        per = math.inf
+        for _ in range(2):  # the first pays one-off costs: the faster of two is the price
+            t1 = time.perf_counter()
+            hvp(rng.standard_normal(n))
+            per = min(per, max(time.perf_counter() - t1, 1e-6))
         left = int((time_budget - (time.perf_counter() - t0)) / per)
         want_bottom = bottom or (bottom is None and grad_norm <= grad_tol)
         if left < (2 if want_bottom and not small else 1) * min_steps:

@@ -65,7 +65,7 @@ WARMUP_RECORDS = 4
 #: Seconds a first curvature check may cost beyond the budget (a small model's runs at once).
 FIRST_CHECK_CREDIT = 0.02
 #: Seconds the checks at close may cost beyond what is left of the budget...
-FINAL_CREDIT = 0.05
+FINAL_CREDIT = 0.1  # a small model's MIN_FINAL_STEPS products, on a busy machine too
 #: ... and when the loss has stalled, which is when the Hessian says most (saddle or minimum?).
 STALLED_CREDIT = 1.0
 #: Fewest Lanczos steps (each end) a final check is worth running with; fewer fit: none.
