@@ -1,8 +1,8 @@
 """Time to accuracy: the course's sample design against trainlab's default, on the same split.
 
 Both learn from the same training utterances and are scored every epoch on the same validation
-utterances (trainlab's split: :func:`trainlab.phoneme.split.three_way_split` with the default's
-ratios and seed), in one run, one after the other, each with the machine to itself (PyTorch's
+utterances (those of member 1 of trainlab's default: :func:`trainlab.phoneme.fitting.member_data`
+of the default's split), in one run, one after the other, each with the machine to itself (PyTorch's
 default threads; ``--threads`` sets them):
 
 * the course (ml2021spring-hw2 sample code): a per-frame ``Dataset`` and
@@ -52,18 +52,19 @@ class CourseDataset(Dataset):
 
 
 def _split_rows(data: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Training and validation rows and labels of trainlab's default split."""
+    """Training and validation rows and labels of member 1 of trainlab's default (the whole
+    validation split, or member 1's own fold of it where the members train on folds)."""
     from trainlab.phoneme.config import DEFAULT_PRESET, preset
     from trainlab.phoneme.files import load_timit
-    from trainlab.phoneme.split import three_way_split
+    from trainlab.phoneme.fitting import member_data
+    from trainlab.phoneme.split import prepare_data
 
     cfg = preset(DEFAULT_PRESET)
-    ds = load_timit(data)
-    assert ds.train_x is not None and ds.train_y is not None
-    utts = ds.train_utterances()
-    tr, va, _ = three_way_split(utts, cfg.val_ratio, cfg.holdout_ratio, cfg.seed)
-    x, y = np.asarray(ds.train_x), ds.train_y
-    return x[utts.rows(tr)], y[utts.rows(tr)], x[utts.rows(va)], y[utts.rows(va)]
+    split = member_data(cfg, prepare_data(load_timit(data), cfg.val_ratio, cfg.holdout_ratio,
+                                          cfg.seed), 0)  # fmt: skip
+    x = np.asarray(split.x)
+    tr, va = split.labelled_rows(split.train_u), split.labelled_rows(split.val_u)
+    return x[tr], split.y[tr], x[va], split.y[va]
 
 
 def course_worker(data: str, out: Path, epochs: int, budget_s: float) -> None:

@@ -34,6 +34,7 @@ def test_presets_match_the_task():
     assert isinstance(default.rnn.forward_layers[0], torch.nn.LSTM) and default.masks is None
     assert resolve_config().model == "crnn"
     assert preset("crnn").holdout_ratio > 0 and preset("crnn").chunk_frames > 0
+    assert preset("crnn").member_folds and not preset("tcn").member_folds
 
 
 def test_unknown_scheduler_is_an_error_and_warmup_becomes_steps(tmp_path: Path):

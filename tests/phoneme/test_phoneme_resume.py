@@ -65,9 +65,11 @@ MLP = {"model": "mlp", "hidden": [32], "dropout": 0.2, "epochs": 3, "batch_size"
        "lr": 3e-3}  # fmt: skip
 RNN = {"model": "rnn", "rnn_hidden": 16, "rnn_layers": 1, "rnn_proj": 16, "rnn_frames": 3,
        "dropout": 0.2, "epochs": 3, "utterances_per_batch": 8, "lr": 1e-2}  # fmt: skip
-# an ensemble of two: its members in turn in one process (threads 1) or in two worker processes
+# an ensemble of two, each validating on its own fold: its members in turn in one process
+# (threads 1) or in two worker processes
 ENSEMBLE = {"model": "tcn", "rnn_proj": 16, "conv_layers": 2, "conv_dilations": [1, 2],
-            "dropout": 0.2, "epochs": 3, "utterances_per_batch": 8, "lr": 1e-2, "members": 2}  # fmt: skip
+            "dropout": 0.2, "epochs": 3, "utterances_per_batch": 8, "lr": 1e-2, "members": 2,
+            "member_folds": True}  # fmt: skip
 CONFIGS = {"mlp": MLP, "rnn": RNN, "turns": {**ENSEMBLE, "threads": 1},
            "workers": {**ENSEMBLE, "threads": 2}}  # fmt: skip
 

@@ -203,8 +203,10 @@ def _train(args: argparse.Namespace) -> int:
             f"{cfg.model}: validation accuracy (used for the choices) {m['val_accuracy']:.4f} "
             f"raw, {m['val_accuracy_median']:.4f} median, {m['val_accuracy_viterbi']:.4f} "
             f"Viterbi; using {s['method']} ({s['val_accuracy']:.4f}) "
-            f"[{m['val_frames']} frames, {m['val_utterances']} utterances]"
-        )
+            f"[{m['val_frames']} frames, {m['val_utterances']} utterances"
+            + (", each fold by the member that did not train on it]"
+               if m.get("validation") == "out of fold" else "]")
+        )  # fmt: skip
     if "untouched_accuracy" in m:
         print(
             f"untouched hold-out accuracy (no choice saw it) {m['untouched_accuracy']:.4f} "

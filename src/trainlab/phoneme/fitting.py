@@ -8,7 +8,8 @@ train side by side in worker processes (:mod:`trainlab.phoneme.workers`), all at
 shared among them: a recurrent network's small matrix products gain less from a second thread
 than a second network does from a core of its own (one LSTM network: 1.6x faster on two threads;
 two networks side by side: 1.8x the work of one alone). Member 1 is exactly the run a single
-network with the same seed would be.
+network with the same seed would be, unless ``member_folds`` gives each member its own validation
+fold (:func:`member_data`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from trainlab.distributed.env import detect_env
 from trainlab.phoneme.batches import IGNORE, FrameBatches, UtteranceBatches, masked_accuracy
 from trainlab.phoneme.config import PhonemeConfig, train_config
 from trainlab.phoneme.models import FlatFrames, Members, build_model
-from trainlab.phoneme.split import RunData
+from trainlab.phoneme.split import RunData, member_split
 from trainlab.phoneme.workers import run_workers
 
 if TYPE_CHECKING:
@@ -49,6 +50,12 @@ class Fitted:
 def member_config(cfg: PhonemeConfig, k: int) -> PhonemeConfig:
     """The settings of member ``k`` (0-based) alone: one network, seeded ``cfg.seed + k``."""
     return replace(cfg, members=1, seed=cfg.seed + k)
+
+
+def member_data(cfg: PhonemeConfig, split: RunData, k: int) -> RunData:
+    """The utterances member ``k`` (0-based) trains and validates on: its own validation fold
+    with ``cfg.member_folds`` (:func:`~trainlab.phoneme.split.member_split`), else the run's."""
+    return member_split(split, k, cfg.members) if cfg.member_folds else split
 
 
 def member_dir(train_dir: Path, k: int) -> Path:
@@ -160,7 +167,9 @@ def fit_ensemble(
     ]
     if workers == 1:
         results = [
-            weights_and_history(fit_network(member_config(cfg, k), split, d, q, resume))
+            weights_and_history(
+                fit_network(member_config(cfg, k), member_data(cfg, split, k), d, q, resume)
+            )
             for k, d, q in jobs
         ]
     else:
@@ -216,6 +225,7 @@ __all__ = [
     "fit_ensemble",
     "fit_network",
     "member_config",
+    "member_data",
     "member_dir",
     "parallel_workers",
     "weights_and_history",

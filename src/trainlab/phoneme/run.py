@@ -34,17 +34,17 @@ from trainlab.phoneme.files import (
     load_features,
     load_timit,
 )
-from trainlab.phoneme.fitting import fit_ensemble, member_config, member_dir
+from trainlab.phoneme.fitting import fit_ensemble, member_config, member_data, member_dir
 from trainlab.phoneme.infer import (
     KAGGLE_COLUMNS,
     choose_smoothing,
     log_posteriors,
     write_submission,
 )
-from trainlab.phoneme.models import FlatFrames, describe
+from trainlab.phoneme.models import FlatFrames, Members, describe
 from trainlab.phoneme.saved import load_model, save_model
 from trainlab.phoneme.smoothing import Smoothing, apply_smoothing, class_prior, transition_matrix
-from trainlab.phoneme.split import RunData, prediction_rows, prepare_data
+from trainlab.phoneme.split import RunData, prediction_rows, prepare_data, validation_folds
 from trainlab.runs import begin_run, check_output_dir, check_output_file, publish_run, staging_dir
 
 if TYPE_CHECKING:
@@ -148,7 +148,14 @@ def _train(
         "epochs_run": len(history),
     }
     if cfg.members > 1:
-        metrics["members"] = _member_metrics(cfg, fitted.histories)
+        metrics["members"] = _member_metrics(cfg, split, fitted.histories)
+    if _folds(cfg, split):
+        metrics["validation"] = "out of fold"
+        metrics["validation_note"] = (
+            "each member validated on its own fold of the validation utterances and trained on "
+            "the other folds too; val_* score each fold with the one member that did not train on "
+            "it (a single network's accuracy, not the ensemble's)"
+        )
     decoder = _Decoder(_default_smoothing(cfg), np.log(transitions), np.log(prior))
     if len(split.val_u):
         decoder.smoothing = _choose_smoothing(net, cfg, split, decoder, device)
@@ -185,17 +192,43 @@ def _split(ds: TimitData, cfg: PhonemeConfig) -> RunData:
     return prepare_data(ds, cfg.val_ratio, cfg.holdout_ratio, cfg.seed)
 
 
-def _member_metrics(cfg: PhonemeConfig, histories: list[History]) -> list[dict[str, Any]]:
-    """Each member's seed, best epoch and best validation accuracy (``history.csv``: member 1's)."""
+def _member_metrics(
+    cfg: PhonemeConfig, split: RunData, histories: list[History]
+) -> list[dict[str, Any]]:
+    """Each member's seed, utterances, best epoch and best validation accuracy (``history.csv``:
+    member 1's)."""
     return [
         {
             "seed": member_config(cfg, k).seed,
+            "train_utterances": len(member_data(cfg, split, k).train_u),
+            "val_utterances": len(member_data(cfg, split, k).val_u),
             "best_epoch": h.best_epoch,
             f"best_{h.monitor}": h.best_value,
             "history": str(member_dir(Path("training"), k) / "history.csv"),
         }
         for k, h in enumerate(histories)
     ]
+
+
+def _folds(cfg: PhonemeConfig, split: RunData) -> list[np.ndarray] | None:
+    """Each member's validation fold, when the members train on folds (else ``None``)."""
+    return validation_folds(split, cfg.members) if cfg.member_folds else None
+
+
+def _validation_posteriors(
+    net: torch.nn.Module, cfg: PhonemeConfig, split: RunData, device: torch.device
+) -> np.ndarray:
+    """Log-posteriors of the validation utterances, rows as ``split.utts.rows(split.val_u)``: the
+    network's, or with member folds each fold's from the one member that did not train on it."""
+    folds = _folds(cfg, split)
+    if folds is None:
+        return _posteriors(net, cfg, split.x, split.utts, split.val_u, device)
+    assert isinstance(net, Members)
+    pieces: dict[int, np.ndarray] = {}
+    for member, fold in zip(net.members, folds):
+        lp = _posteriors(member, cfg, split.x, split.utts, fold, device)
+        pieces.update(zip(fold.tolist(), np.split(lp, np.cumsum(split.utts.lengths[fold])[:-1])))
+    return np.concatenate([pieces[u] for u in split.val_u.tolist()])
 
 
 def _default_smoothing(cfg: PhonemeConfig) -> Smoothing:
@@ -211,7 +244,7 @@ def _choose_smoothing(
     device: torch.device,
 ) -> Smoothing:
     """Score every post-processor on the validation utterances and keep the configured best."""
-    lp = _posteriors(net, cfg, split.x, split.utts, split.val_u, device)
+    lp = _validation_posteriors(net, cfg, split, device)
     return choose_smoothing(
         lp,
         split.y[split.utts.rows(split.val_u)],

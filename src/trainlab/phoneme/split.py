@@ -8,12 +8,14 @@ inside their utterances as unlabelled frames (label ``-100``), so the sequence m
 smoothers read them in context.
 
 The labelled utterances are split into training, validation (every choice: best epoch, smoothing)
-and an untouched hold-out that no choice sees (:func:`three_way_split`).
+and an untouched hold-out that no choice sees (:func:`three_way_split`). An ensemble may deal the
+validation utterances into one fold per member (:func:`validation_folds`), each member validating
+on its own fold and training on the others (:func:`member_split`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,37 @@ def three_way_split(
     rest, hold_u = split_by_utterance(utts, holdout_ratio, seed + 7919)
     tr, va = split_by_utterance(utts.subset(rest), val_ratio / (1.0 - holdout_ratio), seed)
     return rest[tr], rest[va], hold_u
+
+
+def validation_folds(data: RunData, members: int) -> list[np.ndarray] | None:
+    """The validation utterances dealt into ``members`` folds of about equal frames, or ``None``
+    when there are fewer validation utterances than members.
+
+    Longest first, each utterance goes to the fold with the fewest frames so far (ties: the
+    lowest fold), so the folds depend on the split alone. Each fold is sorted.
+    """
+    if members < 2 or len(data.val_u) < members:
+        return None
+    lengths = data.utts.lengths[data.val_u]
+    folds: list[list[int]] = [[] for _ in range(members)]
+    frames = np.zeros(members, dtype=np.int64)
+    for i in np.argsort(-lengths, kind="stable"):
+        k = int(np.argmin(frames))
+        folds[k].append(int(data.val_u[i]))
+        frames[k] += lengths[i]
+    return [np.sort(np.asarray(f, dtype=np.int64)) for f in folds]
+
+
+def member_split(data: RunData, k: int, members: int) -> RunData:
+    """The split member ``k`` of ``members`` trains on: it validates on fold ``k`` of
+    :func:`validation_folds` and trains on the training and every other fold's utterances (the
+    hold-out is untouched). Without folds, ``data`` itself.
+    """
+    folds = validation_folds(data, members)
+    if folds is None:
+        return data
+    others = [f for j, f in enumerate(folds) if j != k]
+    return replace(data, train_u=np.sort(np.concatenate([data.train_u, *others])), val_u=folds[k])
 
 
 def prepare_data(
@@ -151,4 +184,11 @@ def prediction_rows(
     )
 
 
-__all__ = ["RunData", "prediction_rows", "prepare_data", "three_way_split"]
+__all__ = [
+    "RunData",
+    "member_split",
+    "prediction_rows",
+    "prepare_data",
+    "three_way_split",
+    "validation_folds",
+]

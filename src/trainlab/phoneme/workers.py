@@ -95,15 +95,20 @@ class _OrphanGuard:
 def _work(job: dict[str, Any]) -> None:
     from trainlab.phoneme.config import PhonemeConfig
     from trainlab.phoneme.files import load_timit
-    from trainlab.phoneme.fitting import fit_network, member_config, weights_and_history
+    from trainlab.phoneme.fitting import (
+        fit_network,
+        member_config,
+        member_data,
+        weights_and_history,
+    )
     from trainlab.phoneme.split import prepare_data
 
     torch.set_num_threads(int(job["threads"]))
     cfg = from_dict(PhonemeConfig, job["config"])
     split = prepare_data(load_timit(job["data"]), cfg.val_ratio, cfg.holdout_ratio, cfg.seed)
-    folder = Path(job["folder"])
+    folder, k = Path(job["folder"]), int(job["member"])
     weights, history = weights_and_history(fit_network(
-        member_config(cfg, int(job["member"])), split, folder, bool(job["quiet"]),
+        member_config(cfg, k), member_data(cfg, split, k), folder, bool(job["quiet"]),
         bool(job["resume"]), [_OrphanGuard()],
     ))  # fmt: skip
     torch.save({"weights": weights, "history": history.state_dict()}, folder / RESULT)
