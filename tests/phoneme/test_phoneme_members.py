@@ -54,6 +54,7 @@ def test_members_in_processes_equal_members_in_turn_and_the_single_runs(data: Pa
         assert not torch.equal(par[f"members.1.{name}"], w) or "bn" in name or w.numel() == 1
 
     saved = json.loads((tmp_path / "par" / "metrics.json").read_text())
+    assert saved["validation"] == "shared" and "validation_note" not in saved
     assert [mb["seed"] for mb in saved["members"]] == [0, 1]
     assert saved["members"] == m["members"]
     for k in (1, 2):

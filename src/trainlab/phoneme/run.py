@@ -149,8 +149,8 @@ def _train(
     }
     if cfg.members > 1:
         metrics["members"] = _member_metrics(cfg, split, fitted.histories)
-    if _folds(cfg, split):
-        metrics["validation"] = "out of fold"
+    metrics["validation"] = "out of fold" if _folds(cfg, split) else "shared"
+    if metrics["validation"] == "out of fold":
         metrics["validation_note"] = (
             "each member validated on its own fold of the validation utterances and trained on "
             "the other folds too; val_* score each fold with the one member that did not train on "
