@@ -197,17 +197,18 @@ def _member_metrics(
 ) -> list[dict[str, Any]]:
     """Each member's seed, utterances, best epoch and best validation accuracy (``history.csv``:
     member 1's)."""
-    return [
-        {
+    rows = []
+    for k, h in enumerate(histories):
+        mine = member_data(cfg, split, k)
+        rows.append({
             "seed": member_config(cfg, k).seed,
-            "train_utterances": len(member_data(cfg, split, k).train_u),
-            "val_utterances": len(member_data(cfg, split, k).val_u),
+            "train_utterances": len(mine.train_u),
+            "val_utterances": len(mine.val_u),
             "best_epoch": h.best_epoch,
             f"best_{h.monitor}": h.best_value,
             "history": str(member_dir(Path("training"), k) / "history.csv"),
-        }
-        for k, h in enumerate(histories)
-    ]
+        })  # fmt: skip
+    return rows
 
 
 def _folds(cfg: PhonemeConfig, split: RunData) -> list[np.ndarray] | None:
