@@ -47,8 +47,10 @@ def test_frame_mlp_keeps_the_layer_order_keys_and_seeded_weights(
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
 
 
-def test_birnn_equals_packed_bidirectional_lstm_in_float64():
+@pytest.mark.parametrize("lengths", [[9, 4, 1], [9, 9, 9]])  # padded; none (reversal by flip)
+def test_birnn_equals_packed_bidirectional_lstm_in_float64(lengths: list[int]):
     torch.manual_seed(0)
+    lengths = torch.tensor(lengths)
     ref = torch.nn.LSTM(7, 5, num_layers=2, batch_first=True, bidirectional=True).double()
     ours = BiRNN(7, 5, 2, "lstm", dropout=0.0).double()
     for k in range(2):
@@ -56,7 +58,6 @@ def test_birnn_equals_packed_bidirectional_lstm_in_float64():
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(layers[k], f"{name}_l0").data.copy_(getattr(ref, f"{name}_l{k}{suffix}"))
     x = torch.randn(3, 9, 7, dtype=torch.float64, requires_grad=True)
-    lengths = torch.tensor([9, 4, 1])
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     want, _ = pad_packed_sequence(ref(packed)[0], batch_first=True, total_length=9)
     got = ours(x, lengths)
