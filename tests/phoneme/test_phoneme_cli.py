@@ -82,6 +82,8 @@ def test_presets_listed(capsys: pytest.CaptureFixture[str]):
     assert main(["phoneme", "presets"]) == 0
     out = capsys.readouterr().out
     assert "sample:" in out and "1024, 512, 128" in out and "rnn:" in out
+    default = out.split("crnn:", 1)[1].splitlines()[1]  # the default's settings line
+    assert "rnn_stride=2" in default and "members=2" in default
 
 
 def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -274,6 +274,7 @@ def _presets(args: argparse.Namespace) -> int:
                 "rnn_cell",
                 "rnn_layers",
                 "rnn_hidden",
+                "rnn_stride",
                 "rnn_frames",
                 "conv_layers",
                 "chunk_frames",
@@ -281,6 +282,6 @@ def _presets(args: argparse.Namespace) -> int:
                 "utterances_per_batch",
             )
         )
-        keys += ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler")
+        keys += ("members", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler")
         print("    " + ", ".join(f"{k}={d[k]}" for k in keys))
     return 0
