@@ -276,7 +276,7 @@ def _crnn() -> PhonemeConfig:
         rnn_stride=2,  # pairs of frames: 0.62x the time, validation equal within its noise
         rnn_frames=3,
         conv_layers=2,
-        conv_kernel=5,
+        conv_kernel=3,  # 0.92x the step time of 5 frames; validation 0.38 points higher (noise)
         chunk_frames=100,  # 1-s pieces: more updates per epoch and faster steps than 2-s ones
         utterances_per_batch=32,
         dropout=0.2,
