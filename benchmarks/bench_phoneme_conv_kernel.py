@@ -16,7 +16,7 @@ import statistics
 
 import torch
 
-from bench_phoneme_recurrence import train_seconds  # a script beside this one
+from bench_phoneme_recurrence import FRAMES, PIECES, train_seconds  # a script beside this one
 from trainlab.phoneme.config import resolve_config
 from trainlab.phoneme.models import build_model
 
@@ -43,7 +43,7 @@ def main() -> None:
             times[k].append(step_seconds(k, args.steps))
     torch.set_num_threads(threads)
     base = statistics.median(times[args.kernels[0]])
-    print("crnn network, 32 x 100 frames per step, 1 thread; median of "
+    print(f"crnn network, {PIECES} x {FRAMES} frames per step, 1 thread; median of "
           f"{args.repeats} x {args.steps} steps")  # fmt: skip
     print(f"| conv_kernel | s per step | vs {args.kernels[0]} |\n| --- | --- | --- |")
     for k, ts in times.items():
