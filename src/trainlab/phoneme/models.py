@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.errors import ConfigError
+from trainlab.nn.dropout import Dropout
 from trainlab.nn.mlp import mlp
 from trainlab.phoneme.config import PhonemeConfig
 from trainlab.phoneme.files import FEATURE_DIM, NUM_CLASSES, ROW_DIM
@@ -104,7 +105,7 @@ class BiRNN(nn.Module):
         self.backward_layers = nn.ModuleList(
             rnn_cls(n, hidden_size, batch_first=True) for n in sizes
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         h = x
@@ -147,7 +148,7 @@ class ConvFrontEnd(nn.Module):
                 ),  # fmt: skip
                 nn.BatchNorm1d(channels),
                 nn.GELU(),
-                nn.Dropout(dropout),
+                Dropout(dropout),
             )
             for d in (dilations[i % len(dilations)] for i in range(layers))
         )
@@ -257,7 +258,7 @@ class SequenceRNN(nn.Module):
             nn.Linear(in_features, proj_size),
             nn.LayerNorm(proj_size),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
         self.conv = (
             ConvFrontEnd(proj_size, conv_layers, conv_kernel, dropout, conv_dilations)
@@ -268,7 +269,7 @@ class SequenceRNN(nn.Module):
         self.stride = stride
         width = 2 * hidden_size if num_layers else proj_size
         width += proj_size if num_layers and stride > 1 else 0  # the full-rate features beside
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+        self.head = nn.Sequential(Dropout(dropout), nn.Linear(width, num_classes))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         if self.masks is not None:
