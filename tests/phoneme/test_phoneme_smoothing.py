@@ -149,6 +149,56 @@ def test_choose_smoothing_picks_the_best_on_noisy_labels():
     )
 
 
+def _tuned_on(lp, labels, utts, log_a, log_p, which, grid):
+    """Reference: smooth the utterances ``which`` alone with every grid point of each method and
+    keep the first best (decoding the subset itself, not reusing the whole set's predictions)."""
+    sub, rows = utts.subset(which), utts.rows(which)
+    best = {}
+    for s in grid:
+        pred = apply_smoothing(lp[rows], sub, s, log_a, log_p)
+        a = (pred == labels[rows])[labels[rows] >= 0].mean()
+        if s.method not in best or a > best[s.method][0]:
+            best[s.method] = (a, s)
+    return best
+
+
+def test_cross_fitted_scores_equal_smoothing_each_fold_alone():
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(5, 80, size=13).tolist()
+    utts = _utts(lengths)
+    truth = np.concatenate([np.repeat(rng.integers(0, 5, size=n), 4)[:n] for n in lengths])
+    truth[rng.random(len(truth)) < 0.1] = -1  # unlabelled rows are not scored
+    logits = np.eye(5)[np.maximum(truth, 0)] * 1.5 + rng.normal(0, 1.0, size=(len(truth), 5))
+    lp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    log_a = np.log(transition_matrix(np.maximum(truth, 0), utts, 5))
+    log_p = np.log(class_prior(np.maximum(truth, 0), 5))
+    windows, weights, priors = (3, 5), (0.5, 1.0, 2.0), (0.0, 1.0)
+    grid = [Smoothing("none")]
+    grid += [Smoothing(m, window=w) for m in ("median", "majority") for w in windows]
+    grid += [
+        Smoothing("viterbi", transition_weight=t, prior_scale=q) for t in weights for q in priors
+    ]
+    got = choose_smoothing(
+        lp, truth, utts, log_a, log_p,
+        windows=windows, transition_weights=weights, prior_scales=priors, folds=3, seed=5,
+    )  # fmt: skip
+    group = np.random.default_rng(5).permutation(len(utts)) % 3
+    correct = dict.fromkeys(("none", "median", "majority", "viterbi"), 0)
+    for f in range(3):
+        tuned = _tuned_on(lp, truth, utts, log_a, log_p, np.flatnonzero(group != f), grid)
+        held = np.flatnonzero(group == f)
+        for m, (_, s) in tuned.items():
+            pred = apply_smoothing(lp[utts.rows(held)], utts.subset(held), s, log_a, log_p)
+            correct[m] += int((pred == truth[utts.rows(held)]).sum())
+    every = _tuned_on(lp, truth, utts, log_a, log_p, np.arange(len(utts)), grid)
+    for m in ("median", "majority", "viterbi"):
+        assert got.scores[m]["accuracy"] == pytest.approx(
+            correct[m] / (truth >= 0).sum(), abs=1e-12
+        )
+        assert got.scores[m]["accuracy_in_sample"] == pytest.approx(every[m][0], abs=1e-12)
+    assert got.scores["raw"] == pytest.approx(every["none"][0], abs=1e-12)
+
+
 def test_every_registered_smoother_is_applied_by_name():
     rng = np.random.default_rng(4)
     utts = _utts([9, 4, 1])

@@ -147,16 +147,20 @@ def choose_smoothing(
     Returns:
         The chosen :class:`Smoothing`; ``scores`` holds ``raw`` and every method's accuracies.
     """
-    grid: dict[str, Any] = {
-        "windows": windows,
-        "transition_weights": transition_weights,
-        "prior_scales": prior_scales,
-    }
-    full = _search(log_probs, labels, utts, log_transitions, log_prior, **grid)
+    candidates = _grid_predictions(
+        log_probs,
+        utts,
+        log_transitions,
+        log_prior,
+        windows=windows,
+        transition_weights=transition_weights,
+        prior_scales=prior_scales,
+    )
+    every = np.arange(len(labels))
+    full = {m: _best(c, labels, every) for m, c in candidates.items()}
     honest = {m: a for m, (a, _) in full.items()}
     if folds >= 2 and len(utts) >= folds:
-        args = (log_probs, labels, utts, log_transitions, log_prior)
-        honest = _cross_fitted(*args, grid=grid, methods=list(full), folds=folds, seed=seed)
+        honest = _cross_fitted(candidates, labels, utts, folds=folds, seed=seed)
     scores: dict[str, Any] = {"raw": full["none"][0]}
     for m in ("median", "majority", "viterbi"):
         scores[m] = {
@@ -173,43 +177,12 @@ def choose_smoothing(
     return chosen
 
 
-def _cross_fitted(
-    log_probs: np.ndarray,
-    labels: np.ndarray,
-    utts: Utterances,
-    log_transitions: np.ndarray,
-    log_prior: np.ndarray,
-    *,
-    grid: dict[str, Any],
-    methods: list[str],
-    folds: int,
-    seed: int,
-) -> dict[str, float]:
-    """Each method's accuracy with its parameters tuned on the other folds: method -> accuracy."""
-    group = np.random.default_rng(seed).permutation(len(utts)) % folds
-    correct = dict.fromkeys(methods, 0)
-    for f in range(folds):
-        tune_u, held_u = np.flatnonzero(group != f), np.flatnonzero(group == f)
-        tune, held = utts.rows(tune_u), utts.rows(held_u)
-        tuned = _search(
-            log_probs[tune],
-            labels[tune],
-            utts.subset(tune_u),
-            log_transitions,
-            log_prior,
-            **grid,
-        )
-        for m, (_, s) in tuned.items():
-            pred = apply_smoothing(
-                log_probs[held], utts.subset(held_u), s, log_transitions, log_prior
-            )
-            correct[m] += int((pred == labels[held]).sum())
-    return {m: c / max(int((labels >= 0).sum()), 1) for m, c in correct.items()}
+#: method -> every grid point's (smoothing, predicted classes of all rows)
+Candidates = dict[str, list[tuple[Smoothing, np.ndarray]]]
 
 
-def _search(
+def _grid_predictions(
     log_probs: np.ndarray,
-    labels: np.ndarray,
     utts: Utterances,
     log_transitions: np.ndarray,
     log_prior: np.ndarray,
@@ -217,28 +190,55 @@ def _search(
     windows: list[int] | tuple[int, ...],
     transition_weights: list[float] | tuple[float, ...],
     prior_scales: list[float] | tuple[float, ...],
-) -> dict[str, tuple[float, Smoothing]]:
-    """The best grid point of each method on these utterances: method -> (accuracy, smoothing)."""
+) -> Candidates:
+    """Every grid point's predictions, each utterance smoothed once.
 
-    known = labels >= 0  # unlabelled rows (a shuffled layout's test rows) are not scored
-
-    def acc(pred: np.ndarray) -> float:
-        return float((pred == labels)[known].mean())
-
+    Every smoother works on one utterance at a time, so the predictions on any subset of the
+    utterances are these predictions' rows: the cross-fitting folds reuse them.
+    """
     pred = log_probs.argmax(axis=1)
-    best: dict[str, tuple[float, Smoothing]] = {"none": (acc(pred), Smoothing("none"))}
+    candidates: Candidates = {"none": [(Smoothing("none"), pred)]}
     for name, fn in (("median", median_smooth), ("majority", majority_smooth)):
-        for w in windows:
-            a = acc(fn(pred, utts, w))
-            if name not in best or a > best[name][0]:
-                best[name] = (a, Smoothing(name, window=w))
-    for tw in transition_weights:
-        for ps in prior_scales:
-            s = Smoothing("viterbi", transition_weight=tw, prior_scale=ps)
-            a = acc(apply_smoothing(log_probs, utts, s, log_transitions, log_prior))
-            if "viterbi" not in best or a > best["viterbi"][0]:
-                best["viterbi"] = (a, s)
+        candidates[name] = [(Smoothing(name, window=w), fn(pred, utts, w)) for w in windows]
+    points = [
+        Smoothing("viterbi", transition_weight=tw, prior_scale=ps)
+        for tw in transition_weights
+        for ps in prior_scales
+    ]
+    candidates["viterbi"] = [
+        (s, apply_smoothing(log_probs, utts, s, log_transitions, log_prior)) for s in points
+    ]
+    return candidates
+
+
+def _best(
+    candidates: list[tuple[Smoothing, np.ndarray]], labels: np.ndarray, rows: np.ndarray
+) -> tuple[float, Smoothing]:
+    """The first grid point with the highest accuracy on the labelled ``rows``: (accuracy, it)."""
+    known = labels[rows] >= 0  # unlabelled rows (a shuffled layout's test rows) are not scored
+    best: tuple[float, Smoothing] | None = None
+    for s, pred in candidates:
+        a = float((pred[rows] == labels[rows])[known].mean())
+        if best is None or a > best[0]:
+            best = (a, s)
+    assert best is not None, "an empty grid"
     return best
+
+
+def _cross_fitted(
+    candidates: Candidates, labels: np.ndarray, utts: Utterances, *, folds: int, seed: int
+) -> dict[str, float]:
+    """Each method's accuracy with its parameters tuned on the other folds: method -> accuracy."""
+    group = np.random.default_rng(seed).permutation(len(utts)) % folds
+    correct = dict.fromkeys(candidates, 0)
+    for f in range(folds):
+        tune = utts.rows(np.flatnonzero(group != f))
+        held = utts.rows(np.flatnonzero(group == f))
+        for m, grid in candidates.items():
+            _, chosen = _best(grid, labels, tune)
+            pred = next(p for s, p in grid if s is chosen)
+            correct[m] += int((pred[held] == labels[held]).sum())
+    return {m: c / max(int((labels >= 0).sum()), 1) for m, c in correct.items()}
 
 
 KAGGLE_COLUMNS = ("Id", "Class")
