@@ -54,6 +54,29 @@ def test_unknown_scheduler_is_an_error_and_warmup_becomes_steps(tmp_path: Path):
         resolve_config("tcn", None, conv_dilations=[1, -2])
 
 
+def test_adamw_is_fused_on_the_cpu_and_steps_as_the_unfused_one(tmp_path: Path):
+    from trainlab.optim import create_optimizer
+
+    tc = train_config(resolve_config("crnn", None, device="cpu"), tmp_path)
+    assert tc.optimizer == "adamw" and tc.optimizer_kwargs["fused"] is True
+    assert "fused" not in train_config(resolve_config("sample", None), tmp_path).optimizer_kwargs
+    nets = [torch.nn.Linear(5, 3).double() for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    kwargs = {k: v for k, v in tc.optimizer_kwargs.items() if k != "fused"}
+    opts = [
+        create_optimizer("adamw", nets[0].parameters(), weight_decay=0.01, **tc.optimizer_kwargs),
+        create_optimizer("adamw", nets[1].parameters(), weight_decay=0.01, **kwargs),
+    ]
+    x = torch.randn(16, 5, dtype=torch.float64)
+    for _ in range(5):
+        for net, opt in zip(nets, opts):
+            opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_config_layers_preset_file_and_flags(tmp_path: Path):
     f = tmp_path / "c.toml"
     f.write_text('model = "rnn"\nrnn_hidden = 32\nlr = 0.01\n')
