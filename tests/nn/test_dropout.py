@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.nn.dropout import Dropout, dropout, keep_mask, keep_probability
+from trainlab.nn.dropout import Dropout, _MaskedScale, dropout, keep_mask, keep_probability
 
 N = 400_000  # elements: the keep rate's standard deviation is under 0.0008
 
@@ -99,3 +99,25 @@ def test_layer_is_a_drop_in_for_torch_dropout() -> None:
     assert torch.equal(layer(x), ref.eval()(x))
     layer.train()
     assert (layer(x) == 0).any()
+
+
+def test_masked_product_gradients_against_finite_differences() -> None:
+    torch.manual_seed(6)
+    x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    keep = keep_mask(x.shape, 0.3)
+    fn = lambda t: _MaskedScale.apply(t, keep, 1 / keep_probability(0.3))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_backward_keeps_only_the_boolean_mask() -> None:
+    saved: list[torch.dtype] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t.dtype)
+        return t
+
+    x = torch.randn(32, 100, 8, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        dropout(x, 0.2).sum().backward()
+    assert saved == [torch.bool]  # a byte an element, as torch's own dropout keeps

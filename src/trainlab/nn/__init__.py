@@ -1,7 +1,8 @@
 """Layers, initialisation and models of the chapter: from-scratch batch norm, Xavier/He init,
-LeNet-5 with and without batch norm, the one MLP builder."""
+LeNet-5 with and without batch norm, the one MLP builder, a cheaper CPU dropout."""
 
 from trainlab.nn.batchnorm import BatchNorm, BatchNorm1d, BatchNorm2d, batch_norm
+from trainlab.nn.dropout import Dropout, dropout
 from trainlab.nn.init import (
     INITIALIZERS,
     activation_variances,
@@ -29,6 +30,8 @@ __all__ = [
     "BatchNorm",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Dropout",
+    "dropout",
     "activation_variances",
     "batch_norm",
     "compute_fans",

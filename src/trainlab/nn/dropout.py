@@ -10,6 +10,8 @@ On other devices, whose dropout kernels are fused already, it is ``torch.nn.func
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -51,10 +53,30 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return input
     if input.device.type != "cpu" or keep_probability(p) == 0.0:
         return nn.functional.dropout(input, p, training=True)
-    keep = keep_mask(input.shape, p, input.device)
+    return _MaskedScale.apply(
+        input, keep_mask(input.shape, p, input.device), 1.0 / keep_probability(p)
+    )
+
+
+def _scaled(keep: Tensor, scale: float, dtype: torch.dtype) -> Tensor:
     # via uint8: a bool -> float conversion is several times slower on the CPU
-    mask = keep.view(torch.uint8).to(input.dtype).mul_(1.0 / keep_probability(p))
-    return input * mask
+    return keep.view(torch.uint8).to(dtype).mul_(scale)
+
+
+class _MaskedScale(torch.autograd.Function):
+    """``input * keep * scale`` that keeps the boolean mask for the backward pass (a byte an
+    element, as PyTorch's dropout does) instead of the float one a plain product would keep."""
+
+    @staticmethod
+    def forward(ctx: Any, input: Tensor, keep: Tensor, scale: float) -> Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return input * _scaled(keep, scale, input.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (keep,) = ctx.saved_tensors
+        return grad * _scaled(keep, ctx.scale, grad.dtype), None, None
 
 
 class Dropout(nn.Module):
