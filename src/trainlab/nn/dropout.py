@@ -18,9 +18,14 @@ from torch import Tensor, nn
 _LEVELS = 1 << 16  # a 16-bit quarter of a random 64-bit word takes this many values
 
 
+def _kept_levels(p: float) -> int:
+    """How many of the :data:`_LEVELS` values of a 16-bit quarter keep an element."""
+    return round((1.0 - p) * _LEVELS)
+
+
 def keep_probability(p: float) -> float:
     """The probability with which :func:`dropout` keeps an element on the CPU, for drop rate ``p``."""
-    return round((1.0 - p) * _LEVELS) / _LEVELS
+    return _kept_levels(p) / _LEVELS
 
 
 def keep_mask(shape: torch.Size, p: float, device: torch.device | None = None) -> Tensor:
@@ -33,7 +38,7 @@ def keep_mask(shape: torch.Size, p: float, device: torch.device | None = None) -
         -(1 << 63), (1 << 63) - 1, (-(-n // 4),), dtype=torch.int64, device=device
     )
     quarters = words.view(torch.int16)[:n].view(shape)  # uniform over -2**15 .. 2**15 - 1
-    return quarters < round((1.0 - p) * _LEVELS) - (1 << 15)
+    return quarters < _kept_levels(p) - (1 << 15)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -212,9 +212,9 @@ def _batches(cfg: PhonemeConfig, split: RunData) -> tuple[Any, Any]:
             shuffle=True,
             chunk=cfg.chunk_frames,
         )
-        # whole utterances, as many per batch as pieces in training: a batch of twice as many
-        # was each member's memory peak at full size (0.1-0.2 GiB more, when every member
-        # validated at once)
+        # whole utterances, as many per batch as pieces in training: with twice as many, each
+        # member's memory rose 0.13-0.24 GiB at the end of its epoch at full size, every member
+        # at once, and the run went over 4 GB
         val = UtteranceBatches(x, y, utts, val_u, cfg.utterances_per_batch, cfg.rnn_frames)
     else:
         # shuffled by torch's default generator, which fit seeds and checkpoints (exact resume)

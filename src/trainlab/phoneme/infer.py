@@ -157,7 +157,7 @@ def choose_smoothing(
         prior_scales=prior_scales,
     )
     every = np.arange(len(labels))
-    full = {m: _best(c, labels, every) for m, c in candidates.items()}
+    full = {m: _best(c, labels, every)[:2] for m, c in candidates.items()}
     honest = {m: a for m, (a, _) in full.items()}
     if folds >= 2 and len(utts) >= folds:
         honest = _cross_fitted(candidates, labels, utts, folds=folds, seed=seed)
@@ -213,14 +213,15 @@ def _grid_predictions(
 
 def _best(
     candidates: list[tuple[Smoothing, np.ndarray]], labels: np.ndarray, rows: np.ndarray
-) -> tuple[float, Smoothing]:
-    """The first grid point with the highest accuracy on the labelled ``rows``: (accuracy, it)."""
+) -> tuple[float, Smoothing, np.ndarray]:
+    """The first grid point with the highest accuracy on the labelled ``rows``:
+    (accuracy, its smoothing, its predictions of all rows)."""
     known = labels[rows] >= 0  # unlabelled rows (a shuffled layout's test rows) are not scored
-    best: tuple[float, Smoothing] | None = None
+    best: tuple[float, Smoothing, np.ndarray] | None = None
     for s, pred in candidates:
         a = float((pred[rows] == labels[rows])[known].mean())
         if best is None or a > best[0]:
-            best = (a, s)
+            best = (a, s, pred)
     assert best is not None, "an empty grid"
     return best
 
@@ -235,8 +236,7 @@ def _cross_fitted(
         tune = utts.rows(np.flatnonzero(group != f))
         held = utts.rows(np.flatnonzero(group == f))
         for m, grid in candidates.items():
-            _, chosen = _best(grid, labels, tune)
-            pred = next(p for s, p in grid if s is chosen)
+            pred = _best(grid, labels, tune)[2]
             correct[m] += int((pred[held] == labels[held]).sum())
     return {m: c / max(int((labels >= 0).sum()), 1) for m, c in correct.items()}
 
